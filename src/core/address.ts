@@ -1,0 +1,114 @@
+/**
+ * Strict IP literal handling. Every address that reaches a rule, the store or a firewall
+ * command passes through here first. Names are never resolved.
+ */
+import ipaddr from "ipaddr.js";
+
+const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const V6_CHARS = /^[0-9A-Fa-f:.]+$/;
+
+/**
+ * Normalises an IP literal: IPv4 as dotted quad, IPv6 compressed and lower-case, IPv4-mapped
+ * IPv6 folded to IPv4, brackets removed. Returns null for anything that is not an IP literal.
+ */
+export function normalizeIp(raw: string): string | null {
+  let s = raw;
+  if (s.length > 2 && s.charCodeAt(0) === 91 /* [ */ && s.charCodeAt(s.length - 1) === 93) s = s.slice(1, -1);
+  if (V4.test(s)) return s;
+  if (s.length < 2 || s.length > 45 || !V6_CHARS.test(s) || !s.includes(":")) return null;
+  try {
+    const a = ipaddr.IPv6.parse(s);
+    if (a.isIPv4MappedAddress()) return a.toIPv4Address().toString();
+    return a.toString();
+  } catch {
+    return null;
+  }
+}
+
+export function ipFamily(ip: string): 4 | 6 {
+  return ip.includes(":") ? 6 : 4;
+}
+
+/**
+ * Splits `ip:port` or `[v6]:port`. A bare IPv6 with a trailing `:port` is ambiguous
+ * (`2001:db8::66:5060`) and is rejected.
+ */
+export function splitHostPort(s: string): { ip: string; port: number } | null {
+  let host: string;
+  let portStr: string;
+  if (s.charCodeAt(0) === 91) {
+    const end = s.indexOf("]:");
+    if (end < 0) return null;
+    host = s.slice(1, end);
+    portStr = s.slice(end + 2);
+  } else {
+    const i = s.lastIndexOf(":");
+    if (i < 0) return null;
+    host = s.slice(0, i);
+    if (host.includes(":")) return null;
+    portStr = s.slice(i + 1);
+  }
+  if (!/^\d{1,5}$/.test(portStr)) return null;
+  const port = Number(portStr);
+  if (port > 65535) return null;
+  const ip = normalizeIp(host);
+  return ip ? { ip, port } : null;
+}
+
+/** A normalised network `addr/len`, or null when `s` is neither an IP nor a CIDR. */
+export function normalizeCidr(s: string): { ip: string; prefix: number; text: string } | null {
+  const slash = s.indexOf("/");
+  if (slash < 0) {
+    const ip = normalizeIp(s);
+    if (!ip) return null;
+    const prefix = ipFamily(ip) === 4 ? 32 : 128;
+    return { ip, prefix, text: ip };
+  }
+  const ip = normalizeIp(s.slice(0, slash));
+  const lenStr = s.slice(slash + 1);
+  if (!ip || !/^\d{1,3}$/.test(lenStr)) return null;
+  const prefix = Number(lenStr);
+  const max = ipFamily(ip) === 4 ? 32 : 128;
+  if (prefix > max) return null;
+  const base =
+    ipFamily(ip) === 4
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${ip}/${prefix}`)
+      : ipaddr.IPv6.networkAddressFromCIDR(`${ip}/${prefix}`);
+  const text = prefix === max ? ip : `${base.toString()}/${prefix}`;
+  return { ip: base.toString(), prefix, text };
+}
+
+/** A compiled allow/deny list of CIDRs, matched with ipaddr.js. */
+export class CidrList {
+  private readonly v4: [ipaddr.IPv4, number][] = [];
+  private readonly v6: [ipaddr.IPv6, number][] = [];
+
+  constructor(cidrs: Iterable<string> = []) {
+    for (const c of cidrs) this.add(c);
+  }
+
+  add(cidr: string): void {
+    const n = normalizeCidr(cidr);
+    if (!n) throw new RangeError(`not an IP address or CIDR: ${JSON.stringify(cidr)}`);
+    const addr = ipaddr.parse(n.ip);
+    if (addr.kind() === "ipv4") this.v4.push([addr as ipaddr.IPv4, n.prefix]);
+    else this.v6.push([addr as ipaddr.IPv6, n.prefix]);
+  }
+
+  get size(): number {
+    return this.v4.length + this.v6.length;
+  }
+
+  /** True when the (normalised) ip, or any address of the given network, lies in the list. */
+  contains(ip: string): boolean {
+    const n = normalizeCidr(ip);
+    if (!n) return false;
+    const addr = ipaddr.parse(n.ip);
+    if (addr.kind() === "ipv4") {
+      for (const [net, len] of this.v4) if ((addr as ipaddr.IPv4).match(net, Math.min(len, n.prefix))) return true;
+    } else {
+      for (const [net, len] of this.v6) if ((addr as ipaddr.IPv6).match(net, Math.min(len, n.prefix))) return true;
+    }
+    return false;
+  }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/**
+ * Entry point: builds the command line and hands off. Each command lives in src/cli/.
+ */
+import { Command } from "@commander-js/extra-typings";
+import { EXIT, isSipwardenError } from "./core/errors.js";
+
+const program = new Command()
+  .name("sipwarden")
+  .description("Real-time intrusion prevention for SIP/VoIP servers (Asterisk, Kamailio, FreeSWITCH)")
+  .version("0.1.0")
+  .showHelpAfterError();
+
+async function main(): Promise<void> {
+  await program.parseAsync(process.argv);
+}
+
+main().catch((err: unknown) => {
+  if (isSipwardenError(err)) {
+    process.stderr.write(`sipwarden: ${err.describe()}\n`);
+    process.exitCode = err.code === "USAGE" ? EXIT.USAGE : err.code.startsWith("CONFIG") ? EXIT.CONFIG : EXIT.FAILURE;
+  } else {
+    process.stderr.write(`sipwarden: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = EXIT.SOFTWARE;
+  }
+});
