@@ -3,13 +3,20 @@
  * Entry point: builds the command line and hands off. Each command lives in src/cli/.
  */
 import { Command } from "@commander-js/extra-typings";
+import { registerTestCommand } from "./cli/test-command.js";
 import { EXIT, isSipwardenError } from "./core/errors.js";
 
 const program = new Command()
   .name("sipwarden")
   .description("Real-time intrusion prevention for SIP/VoIP servers (Asterisk, Kamailio, FreeSWITCH)")
   .version("0.1.0")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Bad usage exits 64 (EX_USAGE), like the rest of our errors, instead of commander's 1.
+  .exitOverride((err) => {
+    process.exit(err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : EXIT.USAGE);
+  });
+
+registerTestCommand(program);
 
 async function main(): Promise<void> {
   await program.parseAsync(process.argv);

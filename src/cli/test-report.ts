@@ -1,0 +1,136 @@
+/**
+ * Aggregates parsed events into the `sipwarden test` report. Pure: no I/O.
+ * The JSON form is a stable, documented interface (see README, "sipwarden test").
+ */
+import type { EventKind, SecurityEvent } from "../core/events.js";
+
+/** Per address we keep at most this many distinct account names (the count is still exact). */
+const MAX_ACCOUNTS = 50;
+const MAX_HOSTILE = 100;
+
+export interface AddressSummary {
+  ip: string;
+  events: number;
+  kinds: Partial<Record<EventKind, number>>;
+  /** Distinct account names seen (at most 50 listed). */
+  accounts: string[];
+  accountCount: number;
+}
+
+export interface HostileLine {
+  file: string;
+  line: number;
+  pattern: string;
+  candidates: string[];
+  text: string;
+}
+
+export interface BanSummary {
+  ip: string;
+  rule: string;
+  count: number;
+  first: string;
+  last: string;
+  /** Ban length in seconds. */
+  duration: number;
+}
+
+export interface TestReportJson {
+  files: string[];
+  lines: number;
+  bytes: number;
+  events: number;
+  hostile: number;
+  skippedLong: number;
+  byKind: Partial<Record<EventKind, number>>;
+  byPattern: Record<string, number>;
+  addresses: AddressSummary[];
+  hostileLines: HostileLine[];
+  bans: BanSummary[];
+  elapsedMs: number;
+  linesPerSecond: number;
+}
+
+interface AddrState {
+  events: number;
+  kinds: Partial<Record<EventKind, number>>;
+  accounts: Set<string>;
+  accountOverflow: number;
+}
+
+export class TestReport {
+  lines = 0;
+  bytes = 0;
+  skippedLong = 0;
+  events = 0;
+  hostile = 0;
+  readonly files: string[] = [];
+  readonly byKind: Partial<Record<EventKind, number>> = {};
+  readonly byPattern: Record<string, number> = {};
+  readonly hostileLines: HostileLine[] = [];
+  private readonly addrs = new Map<string, AddrState>();
+
+  add(ev: SecurityEvent, file: string, lineNo: number): void {
+    this.events++;
+    this.byKind[ev.kind] = (this.byKind[ev.kind] ?? 0) + 1;
+    this.byPattern[ev.pattern] = (this.byPattern[ev.pattern] ?? 0) + 1;
+    if (ev.kind === "hostile") {
+      this.hostile++;
+      if (this.hostileLines.length < MAX_HOSTILE)
+        this.hostileLines.push({
+          file,
+          line: lineNo,
+          pattern: ev.pattern,
+          candidates: [...ev.candidates],
+          text: ev.line,
+        });
+      return;
+    }
+    const ip = ev.remote.address;
+    let a = this.addrs.get(ip);
+    if (!a) {
+      a = { events: 0, kinds: {}, accounts: new Set(), accountOverflow: 0 };
+      this.addrs.set(ip, a);
+    }
+    a.events++;
+    a.kinds[ev.kind] = (a.kinds[ev.kind] ?? 0) + 1;
+    if (ev.account !== undefined && ev.account !== "" && !a.accounts.has(ev.account)) {
+      if (a.accounts.size < MAX_ACCOUNTS) a.accounts.add(ev.account);
+      else a.accountOverflow++;
+    }
+  }
+
+  /** Addresses by event count, highest first (ties by address, for stable output). */
+  addresses(limit = Number.POSITIVE_INFINITY): AddressSummary[] {
+    const all = [...this.addrs.entries()].sort((x, y) => y[1].events - x[1].events || (x[0] < y[0] ? -1 : 1));
+    return all.slice(0, limit).map(([ip, a]) => ({
+      ip,
+      events: a.events,
+      kinds: a.kinds,
+      accounts: [...a.accounts],
+      accountCount: a.accounts.size + a.accountOverflow,
+    }));
+  }
+
+  get addressCount(): number {
+    return this.addrs.size;
+  }
+
+  toJSON(elapsedMs: number, bans: BanSummary[] = []): TestReportJson {
+    return {
+      files: this.files,
+      lines: this.lines,
+      bytes: this.bytes,
+      events: this.events,
+      hostile: this.hostile,
+      skippedLong: this.skippedLong,
+      byKind: this.byKind,
+      byPattern: this.byPattern,
+      addresses: this.addresses(),
+      hostileLines: this.hostileLines,
+      bans,
+      elapsedMs: Math.round(elapsedMs * 1000) / 1000,
+      linesPerSecond: elapsedMs > 0 ? Math.round((this.lines / elapsedMs) * 1000) : 0,
+    };
+  }
+}
