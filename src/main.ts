@@ -3,6 +3,8 @@
  * Entry point: builds the command line and hands off. Each command lives in src/cli/.
  */
 import { Command } from "@commander-js/extra-typings";
+import { registerConfigCommands } from "./cli/config-commands.js";
+import { registerControlCommands } from "./cli/control-commands.js";
 import { registerTestCommand } from "./cli/test-command.js";
 import { EXIT, isSipwardenError } from "./core/errors.js";
 
@@ -17,6 +19,8 @@ const program = new Command()
   });
 
 registerTestCommand(program);
+registerControlCommands(program);
+registerConfigCommands(program);
 
 async function main(): Promise<void> {
   await program.parseAsync(process.argv);
