@@ -5,6 +5,8 @@
 import { Command } from "@commander-js/extra-typings";
 import { registerConfigCommands } from "./cli/config-commands.js";
 import { registerControlCommands } from "./cli/control-commands.js";
+import { registerFirewallCommand } from "./cli/firewall.js";
+import { registerRunCommand } from "./cli/run-command.js";
 import { registerTestCommand } from "./cli/test-command.js";
 import { EXIT, isSipwardenError } from "./core/errors.js";
 
@@ -18,9 +20,11 @@ const program = new Command()
     process.exit(err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : EXIT.USAGE);
   });
 
+registerRunCommand(program);
 registerTestCommand(program);
 registerControlCommands(program);
 registerConfigCommands(program);
+registerFirewallCommand(program);
 
 async function main(): Promise<void> {
   await program.parseAsync(process.argv);
@@ -29,7 +33,12 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   if (isSipwardenError(err)) {
     process.stderr.write(`sipwarden: ${err.describe()}\n`);
-    process.exitCode = err.code === "USAGE" ? EXIT.USAGE : err.code.startsWith("CONFIG") ? EXIT.CONFIG : EXIT.FAILURE;
+    process.exitCode =
+      err.code === "USAGE"
+        ? EXIT.USAGE
+        : err.code.startsWith("CONFIG") || err.code === "RULE_INVALID" || err.code === "PATTERN_INVALID"
+          ? EXIT.CONFIG
+          : EXIT.FAILURE;
   } else {
     process.stderr.write(`sipwarden: ${(err as Error)?.stack ?? String(err)}\n`);
     process.exitCode = EXIT.SOFTWARE;

@@ -57,11 +57,6 @@ const amiSource = z.strictObject({
   silenceWarning: duration.default(600_000),
 });
 
-const hepSource = z.strictObject({
-  host: z.string().default("127.0.0.1"),
-  port: z.number().int().min(1).max(65535).default(9060),
-});
-
 const customPattern = z.strictObject({
   id: z.string().regex(/^[a-z0-9_.-]+$/i, "expected an id of letters, digits, '_', '.' or '-'"),
   regex: z.string().min(1),
@@ -114,9 +109,8 @@ export const configSchema = z.strictObject({
       files: z.array(fileSource).default([]),
       journald: z.array(journaldSource).default([]),
       ami: z.array(amiSource).default([]),
-      hep: z.array(hepSource).default([]),
     })
-    .default({ files: [], journald: [], ami: [], hep: [] }),
+    .default({ files: [], journald: [], ami: [] }),
   parsers: z
     .strictObject({
       custom: z.array(customPattern).default([]),

@@ -1,0 +1,157 @@
+/**
+ * The hot path of the daemon: raw record → SecurityEvent → decisions. Synchronous per record.
+ * Read positions and the recent-events ring are committed in small batches (one SQLite
+ * transaction per ~50 ms), bans immediately (BanManager).
+ */
+import type { EventRecord, SecurityEvent } from "../core/events.js";
+import { toRecord } from "../core/events.js";
+import type { Logger } from "../core/logger.js";
+import type { DetectionEngine } from "../detect/engine.js";
+import { amiParser } from "../parsers/ami.js";
+import { LineClassifier } from "../parsers/index.js";
+import type { LineParser } from "../parsers/types.js";
+import type { RawRecord } from "../sources/types.js";
+import type { Store } from "../store/types.js";
+import type { BanManager } from "./ban-manager.js";
+
+const FLUSH_MS = 50;
+const FLUSH_RECORDS = 5000;
+
+export interface IngestHooks {
+  /** Every parsed event (metrics). */
+  event?(e: SecurityEvent, record: RawRecord): void;
+  /** Every record read, parsed or not. */
+  record?(record: RawRecord): void;
+}
+
+export class Ingest {
+  private readonly classifiers = new Map<string, LineClassifier>();
+  private readonly subscribers = new Set<(e: EventRecord) => void>();
+  private pendingOffsets = new Map<string, string>();
+  private pendingEvents: EventRecord[] = [];
+  private pendingCount = 0;
+  private timer: NodeJS.Timeout | null = null;
+  /** Events per second over the last minute, for `status`. */
+  private readonly perSecond = new Uint32Array(60);
+  private lastSecond = 0;
+  readonly totals = { records: 0, events: 0, hostile: 0, lastEventAt: 0 };
+
+  constructor(
+    private engine: DetectionEngine,
+    private readonly bans: BanManager,
+    private readonly store: Store,
+    private zone: string,
+    private custom: readonly LineParser[],
+    private readonly log: Logger,
+    private readonly hooks: IngestHooks = {},
+  ) {}
+
+  /** After a reload. */
+  rewire(engine: DetectionEngine, zone: string, custom: readonly LineParser[]): void {
+    this.engine = engine;
+    this.zone = zone;
+    this.custom = custom;
+    this.classifiers.clear();
+  }
+
+  subscribe(fn: (e: EventRecord) => void): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  private parserFor(format: RawRecord["format"]): LineParser | LineClassifier {
+    if (format === "ami") return amiParser;
+    let c = this.classifiers.get(format);
+    if (!c) {
+      c = new LineClassifier(format, this.custom);
+      this.classifiers.set(format, c);
+    }
+    return c;
+  }
+
+  /** Processes one record. Never throws: a bad record is logged and skipped. */
+  handle = (record: RawRecord): void => {
+    this.totals.records++;
+    this.hooks.record?.(record);
+    let ev: SecurityEvent | null = null;
+    try {
+      ev = this.parserFor(record.format).parse(record.text, { zone: this.zone, now: record.received });
+    } catch (err) {
+      this.log.error({ err, source: record.source }, "parser failed on a record (skipped)");
+    }
+    if (ev) this.onEvent(ev, record);
+    if (record.position !== undefined) {
+      this.pendingOffsets.set(record.source, record.position);
+      this.pendingCount++;
+    }
+    if (this.pendingCount >= FLUSH_RECORDS || this.pendingEvents.length >= FLUSH_RECORDS) this.flush();
+    else if (!this.timer && (this.pendingCount > 0 || this.pendingEvents.length > 0))
+      this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+  };
+
+  private onEvent(ev: SecurityEvent, record: RawRecord): void {
+    const t = this.totals;
+    t.events++;
+    t.lastEventAt = record.received;
+    if (ev.kind === "hostile") {
+      t.hostile++;
+      this.log.warn(
+        { source: record.source, pattern: ev.pattern, candidates: ev.candidates },
+        "hostile line: an address may have been planted; not banning on it",
+      );
+    }
+    this.tick(record.received);
+    this.hooks.event?.(ev, record);
+    const rec = toRecord(ev);
+    this.pendingEvents.push(rec);
+    for (const s of this.subscribers) s(rec);
+    let decisions: ReturnType<DetectionEngine["observe"]>;
+    try {
+      decisions = this.engine.observe(ev);
+    } catch (err) {
+      this.log.error({ err, source: record.source }, "detector failed on an event (skipped)");
+      return;
+    }
+    for (const d of decisions) this.bans.decide(d, record.received);
+  }
+
+  private tick(now: number): void {
+    const sec = Math.floor(now / 1000);
+    if (sec !== this.lastSecond) {
+      const gap = Math.min(sec - this.lastSecond, 60);
+      for (let i = 1; i <= gap; i++) this.perSecond[(this.lastSecond + i) % 60] = 0;
+      this.lastSecond = sec;
+    }
+    this.perSecond[sec % 60]!++;
+  }
+
+  eventsPerMinute(now = Date.now()): number {
+    this.tick(now);
+    this.perSecond[Math.floor(now / 1000) % 60]!--;
+    let s = 0;
+    for (const v of this.perSecond) s += v;
+    return s;
+  }
+
+  /** Commits read positions and buffered events in one transaction. */
+  flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.pendingCount === 0 && this.pendingEvents.length === 0) return;
+    const offsets = this.pendingOffsets;
+    const events = this.pendingEvents;
+    this.pendingOffsets = new Map();
+    this.pendingEvents = [];
+    this.pendingCount = 0;
+    try {
+      this.store.commitBatch(() => {
+        for (const [k, v] of offsets) this.store.setOffset(k, v);
+        if (events.length) this.store.addEvents(events);
+      });
+    } catch (err) {
+      this.log.error({ err }, "could not save read positions and events");
+    }
+  }
+}
