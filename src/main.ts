@@ -5,6 +5,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { registerConfigCommands } from "./cli/config-commands.js";
 import { registerControlCommands } from "./cli/control-commands.js";
+import { registerDemoCommand } from "./cli/demo-command.js";
 import { registerFirewallCommand } from "./cli/firewall.js";
 import { registerRunCommand } from "./cli/run-command.js";
 import { registerTestCommand } from "./cli/test-command.js";
@@ -24,6 +25,7 @@ registerRunCommand(program);
 registerTestCommand(program);
 registerControlCommands(program);
 registerConfigCommands(program);
+registerDemoCommand(program);
 registerFirewallCommand(program);
 
 async function main(): Promise<void> {

@@ -8,7 +8,12 @@ import { defaultConfig, loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { EXIT, SipwardenError } from "../core/errors.js";
 import { toRecord } from "../core/events.js";
+import { hostAddresses } from "../core/host-addresses.js";
 import { hostZone } from "../core/time.js";
+import { Replayer } from "../detect/replay.js";
+import type { RuleSpec } from "../detect/rule-schema.js";
+import { loadRules } from "../detect/rules.js";
+import { createCustomParser } from "../parsers/custom.js";
 import { LineClassifier, type LogFormat } from "../parsers/index.js";
 import type { LineParser } from "../parsers/types.js";
 import { scanPath } from "./bulk-read.js";
@@ -23,8 +28,10 @@ export interface TestOptions {
   showMissed?: boolean;
   /** Reference time for year inference; defaults to now. */
   now?: number;
-  /** Extra parsers (custom patterns) ahead of the built-in ones. */
+  /** Extra parsers (custom patterns) ahead of the built-in ones; default: from the config. */
   extraParsers?: LineParser[];
+  /** Rules to replay; default: config `rules` (the shipped rules). Empty: no ban list. */
+  rules?: readonly RuleSpec[];
 }
 
 /** Lines that look security-relevant; with --show-missed, those that yield no event are printed. */
@@ -46,7 +53,17 @@ export async function analyze(
   config: Config,
   write: (s: string) => void = () => {},
 ): Promise<TestResult> {
-  const classifier = new LineClassifier(opts.format, opts.extraParsers ?? []);
+  const custom = opts.extraParsers ?? (config.parsers.custom.length ? [createCustomParser(config.parsers.custom)] : []);
+  const classifier = new LineClassifier(opts.format, custom);
+  const rules = opts.rules ?? loadRules({ dirs: config.rules.dirs, disable: config.rules.disable });
+  const replayer =
+    rules.length > 0
+      ? new Replayer(rules, {
+          policy: config.policy,
+          hostAddresses: hostAddresses(),
+          scannerAgents: config.rules.scannerAgents,
+        })
+      : null;
   const ctx = { zone: config.time.zone ?? hostZone(), now: opts.now ?? Date.now() };
   const report = new TestReport();
   const missed: TestResult["missed"] = [];
@@ -63,6 +80,7 @@ export async function analyze(
           const ev = classifier.parse(line, ctx);
           if (ev) {
             report.add(ev, file, lineNo);
+            replayer?.push(ev);
             if (opts.events) write(JSON.stringify(toRecord(ev)) + "\n");
           } else if (opts.showMissed && SUSPICIOUS.test(line)) {
             missedTotal++;
@@ -83,7 +101,12 @@ export async function analyze(
     report.skippedLong += stats.skippedLong;
   }
   const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  return { report: report.toJSON(elapsedMs), errors, missed, missedTotal };
+  return {
+    report: report.toJSON(elapsedMs, replayer?.bans() ?? [], replayer?.suppressed.length ?? 0),
+    errors,
+    missed,
+    missedTotal,
+  };
 }
 
 function loadConfigFor(path: string | undefined): Config {
@@ -101,13 +124,20 @@ export function registerTestCommand(program: Command): void {
         .choices(["auto", "asterisk", "kamailio", "freeswitch"])
         .default("auto"),
     )
-    .option("-c, --config <file>", "config file (time zone, custom patterns, rules)")
+    .option("-c, --config <file>", "config file (time zone, custom patterns, rules, policy)")
+    .option(
+      "--rules <dir>",
+      "rule directory or file instead of the configured rules (repeatable)",
+      (v: string, p: string[] = []) => [...p, v],
+    )
+    .option("--no-rules", "parse only: do not replay the rules")
     .option("--json", "print one JSON object (stable format, see README)")
     .option("--events", "print every event as one JSON line (NDJSON)")
     .option("--show-missed", "also list suspicious-looking lines that no pattern matched")
     .action(async (files, o) => {
       if (o.json && o.events) throw new SipwardenError("USAGE", "--json and --events cannot be combined");
       const config = loadConfigFor(o.config);
+      const rules = o.rules === false ? [] : Array.isArray(o.rules) ? loadRules({ dirs: o.rules }) : undefined;
       const out = (s: string) => process.stdout.write(s);
       const result = await analyze(
         files,
@@ -116,6 +146,7 @@ export function registerTestCommand(program: Command): void {
           json: o.json === true,
           events: o.events === true,
           showMissed: o.showMissed === true,
+          ...(rules ? { rules } : {}),
         },
         config,
         out,

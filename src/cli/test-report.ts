@@ -3,6 +3,7 @@
  * The JSON form is a stable, documented interface (see README, "sipwarden test").
  */
 import type { EventKind, SecurityEvent } from "../core/events.js";
+import type { BanSummary } from "../detect/replay.js";
 
 /** Per address we keep at most this many distinct account names (the count is still exact). */
 const MAX_ACCOUNTS = 50;
@@ -25,15 +26,7 @@ export interface HostileLine {
   text: string;
 }
 
-export interface BanSummary {
-  ip: string;
-  rule: string;
-  count: number;
-  first: string;
-  last: string;
-  /** Ban length in seconds. */
-  duration: number;
-}
+export type { BanSummary } from "../detect/replay.js";
 
 export interface TestReportJson {
   files: string[];
@@ -47,6 +40,8 @@ export interface TestReportJson {
   addresses: AddressSummary[];
   hostileLines: HostileLine[];
   bans: BanSummary[];
+  /** Bans the policy suppressed (allowlist, the host's own addresses, trust after auth). */
+  suppressed: number;
   elapsedMs: number;
   linesPerSecond: number;
 }
@@ -116,7 +111,7 @@ export class TestReport {
     return this.addrs.size;
   }
 
-  toJSON(elapsedMs: number, bans: BanSummary[] = []): TestReportJson {
+  toJSON(elapsedMs: number, bans: BanSummary[] = [], suppressed = 0): TestReportJson {
     return {
       files: this.files,
       lines: this.lines,
@@ -129,6 +124,7 @@ export class TestReport {
       addresses: this.addresses(),
       hostileLines: this.hostileLines,
       bans,
+      suppressed,
       elapsedMs: Math.round(elapsedMs * 1000) / 1000,
       linesPerSecond: elapsedMs > 0 ? Math.round((this.lines / elapsedMs) * 1000) : 0,
     };

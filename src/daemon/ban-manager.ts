@@ -22,6 +22,8 @@ export interface BanListener {
   enforceFailed?(target: string, err: unknown): void;
 }
 
+const iso = (t: number | null) => (t === null ? "never" : new Date(t).toISOString());
+
 export function banInfo(b: BanRow): BanInfo {
   return {
     ip: b.target,
@@ -120,7 +122,7 @@ export class BanManager {
       since,
       expiresAt,
     });
-    this.log.info({ ip: ban.target, expires: ban.expiresAt, by }, "manual ban");
+    this.log.info({ ip: ban.target, expires: iso(ban.expiresAt), by }, "manual ban");
     this.notifier.banned({
       target: ban.target,
       rule: "manual",
@@ -178,7 +180,7 @@ export class BanManager {
       () => {
         const appliedMs = this.now() - received;
         this.log.info(
-          { ip: ban.target, rule: d.rule, count: d.count, expires: ban.expiresAt, ms: appliedMs },
+          { ip: ban.target, rule: d.rule, count: d.count, expires: iso(ban.expiresAt), ms: appliedMs },
           `banned ${ban.target}: ${d.description}`,
         );
         for (const l of this.listeners) l.banned?.(ban, appliedMs, d);
