@@ -8,6 +8,28 @@ const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\
 const V6_CHARS = /^[0-9A-Fa-f:.]+$/;
 
 /**
+ * ipaddr.js parses an IPv6 literal in several microseconds; attackers repeat their addresses,
+ * so the last few thousand results are kept. Cleared when full (bounded memory, no LRU bookkeeping).
+ */
+const V6_CACHE_MAX = 4096;
+const v6Cache = new Map<string, string | null>();
+
+function normalizeV6(s: string): string | null {
+  const hit = v6Cache.get(s);
+  if (hit !== undefined) return hit;
+  let out: string | null;
+  try {
+    const a = ipaddr.IPv6.parse(s);
+    out = a.isIPv4MappedAddress() ? a.toIPv4Address().toString() : a.toString();
+  } catch {
+    out = null;
+  }
+  if (v6Cache.size >= V6_CACHE_MAX) v6Cache.clear();
+  v6Cache.set(s, out);
+  return out;
+}
+
+/**
  * Normalises an IP literal: IPv4 as dotted quad, IPv6 compressed and lower-case, IPv4-mapped
  * IPv6 folded to IPv4, brackets removed. Returns null for anything that is not an IP literal.
  */
@@ -16,13 +38,7 @@ export function normalizeIp(raw: string): string | null {
   if (s.length > 2 && s.charCodeAt(0) === 91 /* [ */ && s.charCodeAt(s.length - 1) === 93) s = s.slice(1, -1);
   if (V4.test(s)) return s;
   if (s.length < 2 || s.length > 45 || !V6_CHARS.test(s) || !s.includes(":")) return null;
-  try {
-    const a = ipaddr.IPv6.parse(s);
-    if (a.isIPv4MappedAddress()) return a.toIPv4Address().toString();
-    return a.toString();
-  } catch {
-    return null;
-  }
+  return normalizeV6(s);
 }
 
 export function ipFamily(ip: string): 4 | 6 {
