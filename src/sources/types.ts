@@ -8,8 +8,8 @@ export interface RawRecord {
   readonly text: string;
   /** Source id, e.g. `file:/var/log/asterisk/full`, `journald:kamailio`, `ami:pbx1`. */
   readonly source: string;
-  /** Parser format hint; `auto` lets the classifier decide per line. */
-  readonly format: "auto" | "asterisk" | "kamailio" | "freeswitch";
+  /** Parser format hint; `auto` lets the classifier decide per line; `ami`: one AMI event for `amiParser`. */
+  readonly format: "auto" | "asterisk" | "kamailio" | "freeswitch" | "ami";
   /** Wall-clock receive time (epoch ms), for lag metrics only; detection uses the record's own time. */
   readonly received: number;
   /** An opaque resume position (file offset, journald cursor) to persist once the record is processed. */
