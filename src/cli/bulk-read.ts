@@ -14,9 +14,17 @@ export interface LineSink {
   (line: string, lineNo: number): void;
 }
 
+/**
+ * A byte-level test that a line certainly yields no event (for example an Asterisk VERBOSE
+ * line: the Asterisk parser never reads those). Must not allocate; `end` excludes the newline.
+ */
+export type SkipLine = (buf: Uint8Array, start: number, end: number) => boolean;
+
 export interface ScanOptions {
   /** Literal needles; a line with none of them is counted and skipped. Empty: every line is delivered. */
   needles: readonly string[];
+  /** Lines this says yes to are counted and skipped before any needle search. */
+  skip?: SkipLine;
   /** Lines longer than this are counted in `skippedLong` and not delivered. */
   maxLineBytes?: number;
 }
@@ -39,6 +47,7 @@ function escapeRe(s: string): string {
 export class ChunkScanner {
   readonly stats: ScanStats = { lines: 0, bytes: 0, candidates: 0, skippedLong: 0 };
   private readonly re: RegExp | null;
+  private readonly skip: SkipLine | null;
   private readonly maxLine: number;
   private carry: Buffer = Buffer.alloc(0);
 
@@ -51,6 +60,7 @@ export class ChunkScanner {
     const ascii = needles.every((n) => /^[\x20-\x7e]+$/.test(n));
     this.re = needles.length > 0 && ascii ? new RegExp(needles.map(escapeRe).join("|"), "g") : null;
     this.maxLine = opts.maxLineBytes ?? 65536;
+    this.skip = opts.skip ?? null;
   }
 
   /** Feeds any chunk of bytes (copies only the unfinished tail). */
@@ -115,6 +125,10 @@ export class ChunkScanner {
       st.lines = n;
       return;
     }
+    if (this.skip !== null) {
+      st.lines = this.pushSkipping(buf, start, stop, base, this.skip, this.re);
+      return;
+    }
     const text = buf.toString("latin1", start, stop);
     const re = this.re;
     re.lastIndex = 0;
@@ -142,6 +156,32 @@ export class ChunkScanner {
       counted = nl + 1;
     }
     st.lines = n;
+  }
+
+  /**
+   * Line by line: the skip test first, then the needle regex. The regex result is cached as
+   * the next hit position, so the regex passes over the text at most once whatever the mix.
+   */
+  private pushSkipping(buf: Buffer, start: number, stop: number, base: number, skip: SkipLine, re: RegExp): number {
+    let text: string | null = null;
+    let nextHit = -1;
+    let n = base;
+    let i = start;
+    while (i < stop) {
+      const nl = buf.indexOf(10, i);
+      n++;
+      if (!skip(buf, i, nl)) {
+        if (nextHit < i) {
+          if (text === null) text = buf.toString("latin1", start, stop);
+          re.lastIndex = i - start;
+          const m = re.exec(text);
+          nextHit = m === null ? Number.POSITIVE_INFINITY : m.index + start;
+        }
+        if (nextHit < nl) this.deliver(buf, i, nl, n);
+      }
+      i = nl + 1;
+    }
+    return n;
   }
 
   private deliver(buf: Buffer, s: number, e: number, lineNo: number): void {

@@ -6,6 +6,8 @@ import type { Command } from "@commander-js/extra-typings";
 import { Option } from "@commander-js/extra-typings";
 import { DEFAULT_CONFIG_PATH } from "../config/load.js";
 import type { Config } from "../config/schema.js";
+import { normalizeIp, splitHostPort } from "../core/address.js";
+import { SipwardenError } from "../core/errors.js";
 import { createLogger } from "../core/logger.js";
 import { configLoader, Daemon } from "../daemon.js";
 import { parseAmiUrl } from "../sources/ami-url.js";
@@ -21,6 +23,31 @@ export interface RunFlags {
   ami?: string[];
   logLevel?: string;
   pretty?: boolean;
+  /** StatsD receiver, `host:port` or `[v6]:port`. */
+  statsd?: string;
+}
+
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** Parses `--statsd host:port` (an IP literal, `[v6]:port`, or a host name). */
+export function parseStatsdTarget(s: string): { host: string; port: number } {
+  const bad = () =>
+    new SipwardenError("USAGE", `--statsd expects host:port, e.g. 127.0.0.1:8125, got ${JSON.stringify(s)}`);
+  const ip = splitHostPort(s);
+  if (ip) {
+    if (ip.port === 0) throw bad();
+    return { host: ip.ip, port: ip.port };
+  }
+  const i = s.lastIndexOf(":");
+  if (i <= 0) throw bad();
+  const host = s.slice(0, i);
+  const portText = s.slice(i + 1);
+  if (!/^\d{1,5}$/.test(portText)) throw bad();
+  const port = Number(portText);
+  // A host with a colon left over is an unbracketed IPv6 address: ambiguous with the port.
+  if (port < 1 || port > 65535 || host.includes(":") || (!HOSTNAME.test(host) && !normalizeIp(host))) throw bad();
+  return { host, port };
 }
 
 /** Applies the flags to a validated config (a copy: the loaded config stays frozen). */
@@ -42,6 +69,10 @@ export function applyRunFlags(base: Config, f: RunFlags): Config {
   if (f.socket) c.api.socket = f.socket;
   if (f.logLevel) c.log.level = f.logLevel as Config["log"]["level"];
   if (f.pretty !== undefined) c.log.pretty = f.pretty;
+  if (f.statsd) {
+    const t = parseStatsdTarget(f.statsd);
+    c.metrics.statsd = { host: t.host, port: t.port, prefix: c.metrics.statsd?.prefix ?? "security" };
+  }
   return c;
 }
 
@@ -68,6 +99,10 @@ export function registerRunCommand(program: Command): void {
       collect,
     )
     .addOption(new Option("--log-level <level>", "log level").choices(["trace", "debug", "info", "warn", "error"]))
+    .option(
+      "--statsd <host:port>",
+      "send StatsD counters here (sets metrics.statsd; prefix from the config, default security)",
+    )
     .option("--pretty", "human-readable logs (default when stdout is a terminal)")
     .option("--json-logs", "JSON logs even on a terminal")
     .action(async (o) => {
@@ -81,6 +116,7 @@ export function registerRunCommand(program: Command): void {
         ...(o.fromStart ? { fromStart: true } : {}),
         ...(o.ami ? { ami: o.ami } : {}),
         ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+        ...(o.statsd ? { statsd: o.statsd } : {}),
         ...(o.pretty ? { pretty: true } : o.jsonLogs ? { pretty: false } : {}),
       };
       const load = configLoader(o.config, o.config !== DEFAULT_CONFIG_PATH, (c) => applyRunFlags(c, flags));

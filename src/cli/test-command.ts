@@ -75,7 +75,11 @@ export async function analyze(
     try {
       stats = await scanPath(
         file,
-        { needles: opts.showMissed ? [] : classifier.needles, maxLineBytes: 65536 },
+        {
+          needles: opts.showMissed ? [] : classifier.needles,
+          ...(classifier.skip && !opts.showMissed ? { skip: classifier.skip } : {}),
+          maxLineBytes: 65536,
+        },
         (line, lineNo) => {
           const ev = classifier.parse(line, ctx);
           if (ev) {

@@ -48,9 +48,14 @@ export interface TestReportJson {
 
 interface AddrState {
   events: number;
-  kinds: Partial<Record<EventKind, number>>;
-  accounts: Set<string>;
+  kinds: Map<EventKind, number>;
+  /** Distinct accounts, created on the first account seen. */
+  accounts: Set<string> | null;
   accountOverflow: number;
+}
+
+function bump<K>(m: Map<K, number>, k: K): void {
+  m.set(k, (m.get(k) ?? 0) + 1);
 }
 
 export class TestReport {
@@ -60,15 +65,24 @@ export class TestReport {
   events = 0;
   hostile = 0;
   readonly files: string[] = [];
-  readonly byKind: Partial<Record<EventKind, number>> = {};
-  readonly byPattern: Record<string, number> = {};
   readonly hostileLines: HostileLine[] = [];
+  // Maps, not objects: dynamic string keys on hot paths send objects into dictionary mode.
+  private readonly kinds = new Map<EventKind, number>();
+  private readonly patterns = new Map<string, number>();
   private readonly addrs = new Map<string, AddrState>();
+
+  get byKind(): Partial<Record<EventKind, number>> {
+    return Object.fromEntries(this.kinds) as Partial<Record<EventKind, number>>;
+  }
+
+  get byPattern(): Record<string, number> {
+    return Object.fromEntries(this.patterns);
+  }
 
   add(ev: SecurityEvent, file: string, lineNo: number): void {
     this.events++;
-    this.byKind[ev.kind] = (this.byKind[ev.kind] ?? 0) + 1;
-    this.byPattern[ev.pattern] = (this.byPattern[ev.pattern] ?? 0) + 1;
+    bump(this.kinds, ev.kind);
+    bump(this.patterns, ev.pattern);
     if (ev.kind === "hostile") {
       this.hostile++;
       if (this.hostileLines.length < MAX_HOSTILE)
@@ -83,15 +97,19 @@ export class TestReport {
     }
     const ip = ev.remote.address;
     let a = this.addrs.get(ip);
-    if (!a) {
-      a = { events: 0, kinds: {}, accounts: new Set(), accountOverflow: 0 };
+    if (a === undefined) {
+      a = { events: 0, kinds: new Map(), accounts: null, accountOverflow: 0 };
       this.addrs.set(ip, a);
     }
     a.events++;
-    a.kinds[ev.kind] = (a.kinds[ev.kind] ?? 0) + 1;
-    if (ev.account !== undefined && ev.account !== "" && !a.accounts.has(ev.account)) {
-      if (a.accounts.size < MAX_ACCOUNTS) a.accounts.add(ev.account);
-      else a.accountOverflow++;
+    bump(a.kinds, ev.kind);
+    const acc = ev.account;
+    if (acc !== undefined && acc !== "") {
+      if (a.accounts === null) a.accounts = new Set([acc]);
+      else if (!a.accounts.has(acc)) {
+        if (a.accounts.size < MAX_ACCOUNTS) a.accounts.add(acc);
+        else a.accountOverflow++;
+      }
     }
   }
 
@@ -101,9 +119,9 @@ export class TestReport {
     return all.slice(0, limit).map(([ip, a]) => ({
       ip,
       events: a.events,
-      kinds: a.kinds,
-      accounts: [...a.accounts],
-      accountCount: a.accounts.size + a.accountOverflow,
+      kinds: Object.fromEntries(a.kinds) as Partial<Record<EventKind, number>>,
+      accounts: a.accounts ? [...a.accounts] : [],
+      accountCount: (a.accounts?.size ?? 0) + a.accountOverflow,
     }));
   }
 

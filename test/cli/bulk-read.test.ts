@@ -123,3 +123,28 @@ describe("scanPath", () => {
     );
   });
 });
+
+describe("ChunkScanner with a skip test", () => {
+  it("delivers exactly what the plain needle scan delivers, minus the skipped lines", () => {
+    const skip = (b: Uint8Array, s: number, e: number) => e > s && b[s] === 0x56; /* 'V' */
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom("V FAIL", "V ok", "N FAIL", "N ok", "", "N xFAILx", "V", "NFAIL"), { maxLength: 60 }),
+        fc.integer({ min: 1, max: 23 }),
+        (parts, cut) => {
+          const text = parts.join("\n") + "\n";
+          const bytes = Buffer.from(text);
+          const ref = naive(text, ["FAIL"]);
+          const want = ref.got.filter(([, l]) => !l.startsWith("V"));
+          const got: [number, string][] = [];
+          const s = new ChunkScanner({ needles: ["FAIL"], skip }, (line, no) => got.push([no, line]));
+          for (let i = 0; i < bytes.length; i += cut) s.push(bytes.subarray(i, i + cut));
+          const st = s.end();
+          assert.deepEqual(got, want);
+          assert.equal(st.lines, ref.lines);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
