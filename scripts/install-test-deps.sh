@@ -2,7 +2,7 @@
 # Debian packages that the full test suite uses. Safe to run twice.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(time nftables conntrack ipset iptables iproute2 fail2ban kamailio sipvicious sip-tester redis-server chromium)
+pkgs=(time nftables conntrack ipset iptables iproute2 fail2ban kamailio sipvicious sip-tester redis-server chromium systemd-journal-remote)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -7,6 +7,7 @@ import type { Config } from "../config/schema.js";
 import type { Logger } from "../core/logger.js";
 import { AmiSource } from "../sources/ami.js";
 import { fileTailFromConfig } from "../sources/file-tail.js";
+import { journaldFromConfig } from "../sources/journald.js";
 import { decodePosition, encodePosition, type OffsetStore } from "../sources/offsets.js";
 import type { Source } from "../sources/types.js";
 import type { Store } from "../store/types.js";
@@ -62,7 +63,10 @@ export function buildSources(cfg: Config, store: Store, log: Logger): BuiltSourc
     sources.push(src);
     watching.push(`AMI ${a.username}@${a.host}:${a.port}`);
   }
-  if (cfg.sources.journald.length > 0)
-    log.warn("sources.journald is configured but this build does not include the journald source yet");
+  for (const j of cfg.sources.journald) {
+    const name = j.unit ?? j.identifier ?? "all";
+    sources.push(journaldFromConfig(j, { offsets, logger: log.child({ source: `journald:${name}` }) }));
+    watching.push(`journald ${name} (${j.format})`);
+  }
   return { sources, watching, nothing: sources.length === 0 };
 }
