@@ -19,7 +19,7 @@ import { DistinctCounter, DistinctLeakyCounter } from "./window-distinct.js";
 export interface EngineOptions {
   /** The config's `policy` section (defaults apply to what is left out). */
   policy?: Partial<PolicyOptions>;
-  /** The host's own addresses (see `localAddresses()`); loopback is always included. */
+  /** The host's own addresses (see `hostAddresses()` in core/host-addresses.ts); loopback is always included. */
   hostAddresses?: readonly string[];
   /** Offence history for escalation (the store in the daemon); in-memory by default. */
   history?: BanHistory;

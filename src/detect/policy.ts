@@ -3,7 +3,6 @@
  * whether the ban is suppressed (the host itself, the allowlist, a recent successful login), and
  * for how long (escalation for repeat offenders, capped, with deterministic jitter).
  */
-import { networkInterfaces } from "node:os";
 import { CidrList, normalizeCidr, normalizeIp } from "../core/address.js";
 import { ClockTable } from "./clock-table.js";
 import { unitHash } from "./hash.js";
@@ -39,15 +38,6 @@ export type Suppression = "allowlist" | "trusted" | "self";
 
 /** Addresses that are always the host's own and never banned. */
 const ALWAYS_SELF = ["127.0.0.0/8", "::1", "0.0.0.0", "::"];
-
-/** The host's interface addresses, as `os.networkInterfaces()` reports them (zone ids removed). */
-export function localAddresses(): string[] {
-  const out: string[] = [];
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) out.push(a.address);
-  }
-  return out;
-}
 
 class TrustTable extends ClockTable {
   protected grow(): void {}

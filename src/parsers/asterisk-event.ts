@@ -183,24 +183,8 @@ export function atMostTwo(line: string, needle: string, from = 0): number {
   return line.indexOf(needle, a + needle.length) < 0 ? 1 : 2;
 }
 
-// Attackers repeat their address on every line, and normalising an IPv6 literal (ipaddr.js)
-// costs far more than the rest of a line: remember the last few thousand results. Bounded, so
-// a flood of distinct addresses only empties it.
-const IP_MEMO_MAX = 4096;
-const ipMemo = new Map<string, string | null>();
-
-/** normalizeIp, memoised. */
-export function normIp(raw: string): string | null {
-  // IPv4 is one cheap regex test; only IPv6 goes through ipaddr.js and is worth remembering.
-  if (raw.indexOf(":") < 0) return normalizeIp(raw);
-  let ip = ipMemo.get(raw);
-  if (ip === undefined) {
-    ip = normalizeIp(raw);
-    if (ipMemo.size >= IP_MEMO_MAX) ipMemo.clear();
-    ipMemo.set(raw, ip);
-  }
-  return ip;
-}
+/** normalizeIp (which memoises IPv6 itself: attackers repeat their address on every line). */
+export const normIp = normalizeIp;
 
 /** A decimal port 0–65535 in text[from, to) (1–5 digits), else -1. */
 function portIn(text: string, from: number, to: number): number {

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { SecurityEvent } from "../../src/core/events.js";
+import { hostAddresses as localAddresses } from "../../src/core/host-addresses.js";
 import { DetectionEngine } from "../../src/detect/engine.js";
 import { type BanHistory, MemoryBanHistory } from "../../src/detect/history.js";
-import { BanPolicy, localAddresses } from "../../src/detect/policy.js";
+import { BanPolicy } from "../../src/detect/policy.js";
 import type { Decision } from "../../src/detect/types.js";
 import { attack, BF, HOUR, info, MIN, rule, SEC, T0 } from "./events.js";
 
