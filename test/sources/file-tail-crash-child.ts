@@ -45,6 +45,8 @@ const processRecord = db.transaction((r: RawRecord) => {
 
 const controller = new AbortController();
 process.on("SIGTERM", () => controller.abort());
+// Tell the parent that SIGTERM is now handled (before this, SIGTERM would just kill us).
+process.stdout.write("ready\n");
 const say = (level: string) => (obj: object, msg?: string) =>
   process.stderr.write(`[child ${process.pid}] ${level} ${msg ?? ""} ${JSON.stringify(obj)}\n`);
 const logger = process.env.SIPWARDEN_DEBUG

@@ -53,11 +53,16 @@ async function crashRun(mode: "rename" | "copytruncate"): Promise<void> {
   const dbPath = join(dir, "state.db");
   writeFileSync(log, "");
   let child: ChildProcess | null = null;
-  const spawnChild = () =>
-    spawn(process.execPath, ["--import", "tsx", CHILD, dbPath, log], {
+  const ready = new WeakMap<object, Promise<void>>();
+  const spawnChild = () => {
+    const c = spawn(process.execPath, ["--import", "tsx", CHILD, dbPath, log], {
       cwd: ROOT,
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", "pipe", "inherit"],
     });
+    ready.set(c, new Promise<void>((resolve) => c.stdout!.once("data", () => resolve())));
+    c.stdout!.resume();
+    return c;
+  };
   // Opened lazily, once the child has created the database.
   const db: { reader: Database.Database | null } = { reader: null };
   const count = () => {
@@ -143,6 +148,7 @@ async function crashRun(mode: "rename" | "copytruncate"): Promise<void> {
       throw e;
     }
     await sleep(300); // a duplicate, if any, would land now
+    await ready.get(child); // a child still starting up would die of SIGTERM instead of stopping
     child.kill("SIGTERM");
     await exited(child);
     assert.equal(child.exitCode, 0, "the last child stops cleanly on SIGTERM");
