@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { normalizeIp } from "../src/core/address.js";
 import { type GeneratedLog, generateAsteriskLog } from "./gen-asterisk-log.js";
 import { BENCH_DIR, fmt, machine, ROOT, timed, writeSection } from "./lib/report.js";
 
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
   const missedAttack = gen.attackLines - rep.events;
   let wrongAddr = 0;
   const got = new Map(rep.addresses.map((a) => [a.ip, a.events]));
-  for (const [ip, n] of gen.byAddress) if (got.get(ip) !== n) wrongAddr++;
+  for (const [ip, n] of gen.byAddress) if (got.get(normalizeIp(ip) ?? ip) !== n) wrongAddr++;
 
   let f2b: {
     matched: number;

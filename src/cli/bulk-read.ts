@@ -159,25 +159,27 @@ export class ChunkScanner {
   }
 
   /**
-   * Line by line: the skip test first, then the needle regex. The regex result is cached as
-   * the next hit position, so the regex passes over the text at most once whatever the mix.
+   * Line by line: the skip test first; a line that passes it is decoded once and the needle
+   * regex runs on that string (no whole-chunk conversion, no second decode).
    */
   private pushSkipping(buf: Buffer, start: number, stop: number, base: number, skip: SkipLine, re: RegExp): number {
-    let text: string | null = null;
-    let nextHit = -1;
+    const st = this.stats;
+    const max = this.maxLine;
     let n = base;
     let i = start;
     while (i < stop) {
       const nl = buf.indexOf(10, i);
       n++;
       if (!skip(buf, i, nl)) {
-        if (nextHit < i) {
-          if (text === null) text = buf.toString("latin1", start, stop);
-          re.lastIndex = i - start;
-          const m = re.exec(text);
-          nextHit = m === null ? Number.POSITIVE_INFINITY : m.index + start;
+        if (nl - i > max) st.skippedLong++;
+        else {
+          const line = buf.toString("utf8", i, nl > i && buf[nl - 1] === 13 ? nl - 1 : nl);
+          re.lastIndex = 0;
+          if (re.test(line)) {
+            st.candidates++;
+            this.sink(line, n);
+          }
         }
-        if (nextHit < nl) this.deliver(buf, i, nl, n);
       }
       i = nl + 1;
     }
