@@ -154,7 +154,7 @@ export async function generateAsteriskLog(
     }
     chunk += `[${stamp}] ${msg}\n`;
     if (chunk.length > 1 << 20) {
-      if (!out.write(chunk)) await new Promise((res) => out.once("drain", res));
+      if (!out.write(chunk)) await new Promise<void>((res) => out.once("drain", () => res()));
       chunk = "";
     }
   }

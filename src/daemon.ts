@@ -2,7 +2,7 @@
  * The daemon: wiring only. Builds every stage from the config, starts them in order, and
  * stops them in the reverse order. Start and stop are idempotent.
  *
- *   store → enforcer (+ reconcile) → rules/engine → notifier → ingest → API → sources
+ *   store → metrics → enforcer (+ reconcile) → rules/engine → notifier → ingest → API → sources
  */
 import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
@@ -24,6 +24,8 @@ import { loadRules } from "./detect/rules.js";
 import type { Decision } from "./detect/types.js";
 import { createEnforcer } from "./enforce/select.js";
 import type { Enforcer } from "./enforce/types.js";
+import { Metrics } from "./metrics/metrics.js";
+import { metricsRoute } from "./metrics/route.js";
 import { createNotifier, type Notifier } from "./notify/notifier.js";
 import { createCustomParser } from "./parsers/custom.js";
 import type { LineParser } from "./parsers/types.js";
@@ -54,6 +56,7 @@ export class Daemon {
   private enforcer: Enforcer | null = null;
   private bans: BanManager | null = null;
   private ingest: Ingest | null = null;
+  private metrics: Metrics | null = null;
   private supervisor: Supervisor | null = null;
   private apis: FastifyInstance[] = [];
   private expireTimer: NodeJS.Timeout | null = null;
@@ -81,6 +84,7 @@ export class Daemon {
       scannerAgents: config.rules.scannerAgents,
       onSuppressed: (d: Decision) => {
         this.suppressed++;
+        this.metrics?.suppressed(d);
         this.log.info({ ip: d.ip, rule: d.rule, why: d.suppressed }, "ban suppressed by policy");
       },
     });
@@ -107,6 +111,8 @@ export class Daemon {
     const cfg = loaded.config;
     const store = openSqliteStore(cfg.store.stateDir, { recentEvents: cfg.store.recentEvents });
     this.store = store;
+    const metrics = Metrics.fromConfig(cfg.metrics, { logger: this.log.child({ part: "metrics" }) });
+    this.metrics = metrics;
     const gen = this.buildGeneration(loaded, store);
     this.gen = gen;
 
@@ -129,10 +135,19 @@ export class Daemon {
     const active = store.activeBans(Date.now());
     const rec = await enforcer.reconcile(active.map((b) => ({ target: b.target, expiresAt: b.expiresAt })));
     this.log.info({ backend: enforcer.backend, restored: active.length, ...rec }, "firewall reconciled with the store");
+    metrics.seed(active);
+    metrics.setInfo(VERSION, enforcer.backend);
+    metrics.bind({
+      sources: () => this.supervisor?.health() ?? [],
+      enforcer: () => this.enforcer,
+      notifier: () => this.gen?.notifier.stats() ?? {},
+      engine: () => this.gen?.engine.stats() ?? null,
+    });
 
     this.bans = new BanManager(store, enforcer, gen.notifier, this.log.child({ part: "ban" }), (t) =>
       this.gen?.engine.forget(t),
     );
+    this.bans.listen(metrics.banListener);
     this.ingest = new Ingest(
       gen.engine,
       this.bans,
@@ -140,6 +155,7 @@ export class Daemon {
       cfg.time.zone ?? hostZone(),
       gen.custom,
       this.log.child({ part: "ingest" }),
+      metrics.hooks,
     );
     this.expireTimer = setInterval(() => this.bans?.expire(), EXPIRE_EVERY_MS);
     this.expireTimer.unref();
@@ -182,12 +198,21 @@ export class Daemon {
         throw new SipwardenError("CONFIG_INVALID", "api.tcp listens beyond localhost and needs a token", {
           path: "api.tcp.token",
         });
-      const tcp = buildApi(control, t.token ? { token: t.token } : {});
+      // Prometheus is served here only: a scraper reaches TCP, and the token guards it like the rest.
+      const prom = this.metrics?.prometheus;
+      const tcp = buildApi(control, {
+        ...(t.token ? { token: t.token } : {}),
+        ...(prom ? { extend: metricsRoute(prom) } : {}),
+      });
       await tcp.listen({ host: t.host, port: t.port });
       this.apis.push(tcp);
     }
     this.log.info(
-      { socket: sock, tcp: cfg.api.tcp ? `${cfg.api.tcp.host}:${cfg.api.tcp.port}` : undefined },
+      {
+        socket: sock,
+        tcp: cfg.api.tcp ? `${cfg.api.tcp.host}:${cfg.api.tcp.port}` : undefined,
+        metrics: cfg.api.tcp && this.metrics?.prometheus ? "/metrics" : undefined,
+      },
       "control API listening",
     );
   }
@@ -199,10 +224,12 @@ export class Daemon {
     const old = this.gen;
     const gen = this.buildGeneration(loaded, this.store);
     this.gen = gen;
+    this.metrics?.retireNotifier(old.notifier.stats());
     this.bans!.rewire(gen.notifier, (t) => gen.engine.forget(t));
     this.ingest!.rewire(gen.engine, gen.config.time.zone ?? hostZone(), gen.custom);
     if (JSON.stringify(old.config.sources) !== JSON.stringify(gen.config.sources)) {
       await this.supervisor?.stop();
+      this.metrics?.retireSources(this.supervisor?.health() ?? []);
       this.ingest!.flush();
       this.startSources(gen.config);
     }
@@ -210,6 +237,8 @@ export class Daemon {
       this.log.warn("enforce settings changed: they take effect at the next restart");
     if (JSON.stringify(old.config.api) !== JSON.stringify(gen.config.api))
       this.log.warn("api settings changed: they take effect at the next restart");
+    if (JSON.stringify(old.config.metrics) !== JSON.stringify(gen.config.metrics))
+      this.log.warn("metrics settings changed: they take effect at the next restart");
     void old.notifier.close(2000);
     this.log.info({ rules: gen.engine.rules.length, files: gen.files }, "reloaded");
     return { rules: gen.engine.rules.length, files: gen.files };
@@ -228,6 +257,8 @@ export class Daemon {
       await this.gen.notifier.close(5000).catch(() => {});
     }
     await this.enforcer?.close().catch((err) => this.log.error({ err }, "closing the firewall backend"));
+    // Last before the store: the final unbans and events above still reach StatsD.
+    await this.metrics?.close();
     this.store?.close();
     this.state = "stopped";
     this.log.info({ reason }, "sipwarden stopped");

@@ -9,10 +9,8 @@ import { SipwardenError } from "../core/errors.js";
 
 const CHUNK = 4 << 20;
 
-export interface LineSink {
-  /** Called for each candidate line (or every line when no prefilter applies). `lineNo` is 1-based. */
-  (line: string, lineNo: number): void;
-}
+/** Called for each candidate line (or every line when no prefilter applies). `lineNo` is 1-based. */
+export type LineSink = (line: string, lineNo: number) => void;
 
 /**
  * A byte-level test that a line certainly yields no event (for example an Asterisk VERBOSE

@@ -18,6 +18,7 @@ interface ConnOpts {
   config?: string;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: extra-typings' generics differ per command; only .option() is used
 function withConn<T extends Command<any, any, any>>(cmd: T): T {
   cmd
     .option("--socket <path>", "daemon control socket (default: api.socket from the config)")

@@ -8,10 +8,17 @@ import { normalizeCidr } from "../core/address.js";
 import { EVENT_KINDS } from "../core/events.js";
 import { parseDuration } from "./duration.js";
 
+/** A bare number is refused: is `2` two seconds or two milliseconds? Say `2s` or `2ms`. */
 export const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = typeof v === "number" ? v * 1000 : parseDuration(v);
+  const ms = typeof v === "number" ? null : parseDuration(v);
   if (ms === null || !Number.isFinite(ms) || ms < 0) {
-    ctx.addIssue({ code: "custom", message: 'expected a duration like "10m"' });
+    ctx.addIssue({
+      code: "custom",
+      message:
+        typeof v === "number"
+          ? `expected a duration with a unit like "10m" or "500ms", got the bare number ${v}`
+          : 'expected a duration like "10m"',
+    });
     return z.NEVER;
   }
   return ms;
@@ -210,7 +217,7 @@ export const configSchema = z.strictObject({
       statsd: z
         .strictObject({
           host: z.string().default("127.0.0.1"),
-          port: z.number().int().default(8125),
+          port: z.number().int().min(1).max(65535).default(8125),
           prefix: z.string().default("security"),
         })
         .optional(),

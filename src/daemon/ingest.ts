@@ -22,6 +22,8 @@ export interface IngestHooks {
   event?(e: SecurityEvent, record: RawRecord): void;
   /** Every record read, parsed or not. */
   record?(record: RawRecord): void;
+  /** A record skipped because its parser threw, or an event the detector threw on. */
+  skipped?(record: RawRecord, reason: "parser_error" | "detector_error"): void;
 }
 
 export class Ingest {
@@ -78,6 +80,7 @@ export class Ingest {
       ev = this.parserFor(record.format).parse(record.text, { zone: this.zone, now: record.received });
     } catch (err) {
       this.log.error({ err, source: record.source }, "parser failed on a record (skipped)");
+      this.hooks.skipped?.(record, "parser_error");
     }
     if (ev) this.onEvent(ev, record);
     if (record.position !== undefined) {
@@ -110,6 +113,7 @@ export class Ingest {
       decisions = this.engine.observe(ev);
     } catch (err) {
       this.log.error({ err, source: record.source }, "detector failed on an event (skipped)");
+      this.hooks.skipped?.(record, "detector_error");
       return;
     }
     for (const d of decisions) this.bans.decide(d, record.received);

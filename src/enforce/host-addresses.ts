@@ -2,8 +2,8 @@
  * The host's own interface addresses, which are never banned. Read at start and again in the
  * background when the copy is older than `refreshMs` (a DHCP lease or a new VPN interface).
  */
-import { networkInterfaces } from "node:os";
 import { normalizeIp } from "../core/address.js";
+import { hostAddresses as localAddresses } from "../core/host-addresses.js";
 import { runCommand } from "./run.js";
 
 export interface HostAddressOptions {
@@ -11,17 +11,6 @@ export interface HostAddressOptions {
   netns?: string;
   refreshMs?: number;
   now?: () => number;
-}
-
-/** Addresses from `os.networkInterfaces()`, normalised. */
-export function localAddresses(): string[] {
-  const out = new Set<string>();
-  for (const list of Object.values(networkInterfaces()))
-    for (const a of list ?? []) {
-      const ip = normalizeIp(a.address);
-      if (ip) out.add(ip);
-    }
-  return [...out];
 }
 
 /** Addresses from `ip -j addr show` output. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { HostAddresses, localAddresses, parseIpAddrJson } from "../../src/enforce/host-addresses.js";
+import { hostAddresses as localAddresses } from "../../src/core/host-addresses.js";
+import { HostAddresses, parseIpAddrJson } from "../../src/enforce/host-addresses.js";
 
 test("our own interface addresses include loopback, normalised", () => {
   const a = localAddresses();
