@@ -11,8 +11,6 @@ import type { Command } from "@commander-js/extra-typings";
 import { apiCall } from "../api/client.js";
 import type { BanInfo } from "../api/types.js";
 import { defaultConfig } from "../config/load.js";
-import { createLogger } from "../core/logger.js";
-import { Daemon } from "../daemon.js";
 import { formatBans } from "./control-commands.js";
 import { applyRunFlags } from "./run-command.js";
 
@@ -49,6 +47,7 @@ export function registerDemoCommand(program: Command): void {
         socket,
       });
       const zoned = { ...config, time: { zone: "UTC" } };
+      const [{ Daemon }, { createLogger }] = await Promise.all([import("../daemon.js"), import("../core/logger.js")]);
       const logger = createLogger({ level: "info", pretty: true });
       const daemon = new Daemon({ loadConfig: () => ({ config: zoned, files: [] }), log: logger });
       try {

@@ -8,8 +8,6 @@ import { DEFAULT_CONFIG_PATH } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { normalizeIp, splitHostPort } from "../core/address.js";
 import { SipwardenError } from "../core/errors.js";
-import { createLogger } from "../core/logger.js";
-import { configLoader, Daemon } from "../daemon.js";
 import { parseAmiUrl } from "../sources/ami-url.js";
 
 export interface RunFlags {
@@ -119,6 +117,12 @@ export function registerRunCommand(program: Command): void {
         ...(o.statsd ? { statsd: o.statsd } : {}),
         ...(o.pretty ? { pretty: true } : o.jsonLogs ? { pretty: false } : {}),
       };
+      // The daemon stack (fastify, SQLite, prom-client, nodemailer…) loads only for `run`:
+      // every other command starts without it.
+      const [{ configLoader, Daemon }, { createLogger }] = await Promise.all([
+        import("../daemon.js"),
+        import("../core/logger.js"),
+      ]);
       const load = configLoader(o.config, o.config !== DEFAULT_CONFIG_PATH, (c) => applyRunFlags(c, flags));
       const first = load(); // validate before anything starts: a bad config exits 78 here
       const log = createLogger({
