@@ -7,7 +7,7 @@
  * restamped to end at the moment of each append so that every line is recent.
  *
  *   node --import tsx bench/burst.ts [--lines 1000000] [--runs 3] [--f2b-timeout 120]
- *                                    [--no-fail2ban] [--no-variants] [--no-write]
+ *                                    [--no-fail2ban] [--f2b-backend polling] [--no-variants] [--no-write]
  *
  * Uses dist/main.js when it exists (`npm run build` first), else the TypeScript sources.
  */
@@ -18,8 +18,17 @@ import { parseArgs } from "node:util";
 import { asteriskStamp } from "../test/helpers/daemon-proc.js";
 import { type Lab, netnsUnavailable, withLab } from "../test/helpers/netns.js";
 import { generateAsteriskLog } from "./gen-asterisk-log.js";
-import { loadAverage, MAXRETRY1_RULE, NftWatch, peakRssMiB, sleep, startSipwarden } from "./lib/ban-watch.js";
-import { fail2banBackend, fail2banUnavailable, fail2banVersion, startFail2ban } from "./lib/fail2ban.js";
+import {
+  killTrackedOnSignal,
+  loadAverage,
+  MAXRETRY1_RULE,
+  NftWatch,
+  peakRssMiB,
+  sleep,
+  startSipwarden,
+  trackDir,
+} from "./lib/ban-watch.js";
+import { f2bBackendOption, fail2banUnavailable, fail2banVersion, startFail2ban } from "./lib/fail2ban.js";
 import { fmt, machine, ROOT, writeSection } from "./lib/report.js";
 
 const { values: opt } = parseArgs({
@@ -28,12 +37,14 @@ const { values: opt } = parseArgs({
     runs: { type: "string", default: "3" },
     "f2b-timeout": { type: "string", default: "120" },
     "no-fail2ban": { type: "boolean", default: false },
+    "f2b-backend": { type: "string" },
     "no-variants": { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
   },
 });
 const LINES = Number(opt.lines);
 const RUNS = Number(opt.runs);
+const F2B_BACKEND = f2bBackendOption(opt["f2b-backend"]);
 const F2B_TIMEOUT_MS = Number(opt["f2b-timeout"]) * 1000;
 const SW_TIMEOUT_MS = 120_000;
 /** The generated log spans ~0.5 ms per line (~8 min); squeezed into this span ending "now". */
@@ -134,7 +145,7 @@ async function sipwardenBurst(lab: Lab, dir: string, base: Buffer, extraYaml: st
 async function fail2banBurst(lab: Lab, dir: string, base: Buffer): Promise<ToolBurst> {
   const log = join(dir, "full");
   writeFileSync(log, "");
-  const f2b = await startFail2ban({ lab, node: "pbx", dir, logPath: log, maxretry: 1 });
+  const f2b = await startFail2ban({ lab, node: "pbx", dir, logPath: log, maxretry: 1, backend: F2B_BACKEND });
   try {
     const data = restamp(base, Date.now());
     const t0 = performance.timeOrigin + performance.now();
@@ -170,7 +181,7 @@ interface Run {
 
 /** Every measurement gets a fresh namespace, so no tool sees what an earlier one left in nft. */
 async function oneRun(base: Buffer, variants: number, withF2b: boolean): Promise<Run> {
-  const dir = mkdtempSync(join(tmpdir(), "sw-bench-burst-"));
+  const dir = trackDir(mkdtempSync(join(tmpdir(), "sw-bench-burst-")));
   const spec = { nodes: [{ name: "pbx" }] };
   try {
     const sw: ToolBurst[] = [];
@@ -194,12 +205,13 @@ const key = (t: ToolBurst | null | undefined) => t?.lastMs ?? Number.POSITIVE_IN
 const best = (xs: ToolBurst[]) => [...xs].sort((a, b) => key(a) - key(b))[0];
 
 async function main(): Promise<void> {
+  killTrackedOnSignal();
   const why = netnsUnavailable();
   if (why) throw new Error(`the burst benchmark needs a namespace lab: ${why}`);
   const f2bWhy = opt["no-fail2ban"] ? "disabled with --no-fail2ban" : fail2banUnavailable();
   const variants = opt["no-variants"] ? 1 : VARIANTS.length;
   const dist = existsSync(join(ROOT, "dist", "main.js"));
-  const genDir = mkdtempSync(join(tmpdir(), "sw-bench-burst-gen-"));
+  const genDir = trackDir(mkdtempSync(join(tmpdir(), "sw-bench-burst-gen-")));
   let base: Buffer;
   let attackers: number;
   let attackLines: number;
@@ -236,7 +248,7 @@ async function main(): Promise<void> {
     "- **sipwarden**: `sipwarden run --backend nftables`; bans are timed by `nft monitor new elements` in the namespace (committed to the kernel set). The diagnostic rows switch off one cost at a time to show where the time goes; they are not recommended settings.",
     f2bWhy
       ? `- **fail2ban**: not run (${f2bWhy}).`
-      : `- **fail2ban ${fail2banVersion()}**: jail \`filter = asterisk\` (stock), \`maxretry = 1\`, \`findtime = 600\`, \`backend = ${fail2banBackend()}\`, default \`loglevel = INFO\`; the ban action only writes \`<ip> $(date +%s.%N)\` to a file (no firewall call: a lower bound). Stopped after ${F2B_TIMEOUT_MS / 1000} s.`,
+      : `- **fail2ban ${fail2banVersion()}**: jail \`filter = asterisk\` (stock), \`maxretry = 1\`, \`findtime = 600\`, \`backend = ${F2B_BACKEND}\` (${opt["f2b-backend"] ? "chosen with `--f2b-backend`" : F2B_BACKEND === "pyinotify" ? "python3-pyinotify is installed" : "python3-pyinotify is not installed"}), default \`loglevel = INFO\`; the ban action only writes \`<ip> $(date +%s.%N)\` to a file (no firewall call: a lower bound). Stopped after ${F2B_TIMEOUT_MS / 1000} s.`,
     "",
     `Best of ${RUNS} runs:`,
     "",

@@ -6,7 +6,8 @@
  * firewall call at all, so its figure is a lower bound). Both run inside a namespace lab.
  *
  *   node --import tsx bench/latency.ts [--trials 200] [--f2b-trials 50] [--runs 3]
- *                                      [--pause 50] [--no-fail2ban] [--no-variants] [--no-write]
+ *                                      [--pause 50] [--no-fail2ban] [--f2b-backend polling]
+ *                                      [--no-variants] [--no-write]
  *
  * Uses dist/main.js when it exists (`npm run build` first), else the TypeScript sources.
  */
@@ -18,6 +19,7 @@ import { pjsipFailure } from "../test/helpers/daemon-proc.js";
 import { type Lab, netnsUnavailable, withLab } from "../test/helpers/netns.js";
 import {
   daemonBans,
+  killTrackedOnSignal,
   loadAverage,
   MAXRETRY1_RULE,
   NftWatch,
@@ -25,8 +27,9 @@ import {
   sleep,
   startSipwarden,
   summarize,
+  trackDir,
 } from "./lib/ban-watch.js";
-import { fail2banBackend, fail2banUnavailable, fail2banVersion, startFail2ban } from "./lib/fail2ban.js";
+import { f2bBackendOption, fail2banUnavailable, fail2banVersion, startFail2ban } from "./lib/fail2ban.js";
 import { fmt, machine, ROOT, writeSection } from "./lib/report.js";
 
 const { values: opt } = parseArgs({
@@ -36,6 +39,7 @@ const { values: opt } = parseArgs({
     runs: { type: "string", default: "3" },
     pause: { type: "string", default: "50" },
     "no-fail2ban": { type: "boolean", default: false },
+    "f2b-backend": { type: "string" },
     "no-variants": { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
   },
@@ -43,6 +47,7 @@ const { values: opt } = parseArgs({
 const TRIALS = Number(opt.trials);
 const F2B_TRIALS = Number(opt["f2b-trials"]);
 const RUNS = Number(opt.runs);
+const F2B_BACKEND = f2bBackendOption(opt["f2b-backend"]);
 const PAUSE_MS = Number(opt.pause);
 const TRIAL_TIMEOUT_MS = 5000;
 const WARMUP = 5;
@@ -64,6 +69,8 @@ interface ToolRun {
   done: number;
   timeouts: number;
   lat: Summary;
+  /** Every trial's latency, for the pooled figures. */
+  raw: number[];
   /** sipwarden only: append → the daemon read the line (from its log; whole ms). */
   read?: Summary;
   /** sipwarden only: the daemon's own `ms` (line read → nft commit). */
@@ -120,7 +127,14 @@ async function sipwardenRun(lab: Lab, dir: string, extraYaml: string): Promise<T
       own.push(b.ms);
       read.push(b.at - b.ms - wall);
     }
-    return { done: lat.length, timeouts, lat: summarize(lat), read: summarize(read), own: summarize(own) };
+    return {
+      done: lat.length,
+      timeouts,
+      lat: summarize(lat),
+      raw: lat,
+      read: summarize(read),
+      own: summarize(own),
+    };
   } finally {
     await sw.daemon.stop();
     watch.stop();
@@ -130,7 +144,7 @@ async function sipwardenRun(lab: Lab, dir: string, extraYaml: string): Promise<T
 async function fail2banRun(lab: Lab, dir: string): Promise<ToolRun> {
   const log = join(dir, "full");
   writeFileSync(log, "");
-  const f2b = await startFail2ban({ lab, node: "pbx", dir, logPath: log, maxretry: 1 });
+  const f2b = await startFail2ban({ lab, node: "pbx", dir, logPath: log, maxretry: 1, backend: F2B_BACKEND });
   try {
     let n = 0;
     const trial = async (ip: string): Promise<number | null> => {
@@ -159,7 +173,7 @@ async function fail2banRun(lab: Lab, dir: string): Promise<ToolRun> {
       else lat.push(ms);
       await sleep(PAUSE_MS);
     }
-    return { done: lat.length, timeouts, lat: summarize(lat) };
+    return { done: lat.length, timeouts, lat: summarize(lat), raw: lat };
   } finally {
     await f2b.stop();
   }
@@ -174,7 +188,7 @@ interface Run {
 
 /** Every measurement gets a fresh namespace, so no tool sees what an earlier one left in nft. */
 async function oneRun(variants: number, withF2b: boolean): Promise<Run> {
-  const dir = mkdtempSync(join(tmpdir(), "sw-bench-latency-"));
+  const dir = trackDir(mkdtempSync(join(tmpdir(), "sw-bench-latency-")));
   const spec = { nodes: [{ name: "pbx" }] };
   try {
     const sw: ToolRun[] = [];
@@ -204,6 +218,7 @@ const sumRow = (name: string, x: Summary | undefined, note = "") =>
     : "";
 
 async function main(): Promise<void> {
+  killTrackedOnSignal();
   const why = netnsUnavailable();
   if (why) throw new Error(`the latency benchmark needs a namespace lab: ${why}`);
   const f2bWhy = opt["no-fail2ban"] ? "disabled with --no-fail2ban" : fail2banUnavailable();
@@ -236,7 +251,7 @@ async function main(): Promise<void> {
     "- **sipwarden**: `sipwarden run --backend nftables`; the clock stops when `nft monitor new elements` (same namespace) prints the address in `inet sipwarden`, i.e. the ban is committed in the kernel set. The indented rows split that time using the daemon's own log (whole milliseconds).",
     f2bWhy
       ? `- **fail2ban**: not run (${f2bWhy}).`
-      : `- **fail2ban ${fail2banVersion()}**: \`fail2ban-server -f\` with a private config copy, jail \`filter = asterisk\`, \`maxretry = 1\`, \`findtime = 600\`, \`bantime = 3600\`, \`backend = ${fail2banBackend()}\`; its only action appends \`<ip> $(date +%s.%N)\` to a file and the clock stops at that timestamp. It calls no firewall, so its real time to ban is longer. At most ${F2B_TRIALS} trials (${F2B_BUDGET_MS / 1000} s budget), ${TRIAL_TIMEOUT_MS / 1000} s timeout each.`,
+      : `- **fail2ban ${fail2banVersion()}**: \`fail2ban-server -f\` with a private config copy, jail \`filter = asterisk\`, \`maxretry = 1\`, \`findtime = 600\`, \`bantime = 3600\`, \`backend = ${F2B_BACKEND}\` (${opt["f2b-backend"] ? "chosen with `--f2b-backend`" : F2B_BACKEND === "pyinotify" ? "python3-pyinotify is installed" : "python3-pyinotify is not installed"}); its only action appends \`<ip> $(date +%s.%N)\` to a file and the clock stops at that timestamp. It calls no firewall, so its real time to ban is longer. At most ${F2B_TRIALS} trials (${F2B_BUDGET_MS / 1000} s budget), ${TRIAL_TIMEOUT_MS / 1000} s timeout each.`,
     "",
     `Best of ${RUNS} runs:`,
     "",
@@ -266,11 +281,12 @@ async function main(): Promise<void> {
     `Spread over the ${RUNS} runs: ${VARIANTS.slice(0, variants)
       .map((v, i) => {
         const xs = runs.map((r) => r.sw[i]!.lat);
-        return `${v.label.replace(/\*\*/g, "").replace(/, append.*$/, "")}: p50 ${spread(xs.map((x) => x.p50))}, p99 ${spread(xs.map((x) => x.p99))}, max ${spread(xs.map((x) => x.max))}`;
+        const all = summarize(runs.flatMap((r) => r.sw[i]!.raw));
+        return `${v.label.replace(/\*\*/g, "").replace(/, append.*$/, "")}: p50 ${spread(xs.map((x) => x.p50))}, p99 ${spread(xs.map((x) => x.p99))}, max ${spread(xs.map((x) => x.max))} (all ${all.n} trials pooled: p50 ${ms(all.p50)}, p90 ${ms(all.p90)}, p99 ${ms(all.p99)})`;
       })
       .join("; ")}` +
       (f2bRuns.length
-        ? `; fail2ban: p50 ${spread(f2bRuns.map((r) => r.lat.p50))}, p90 ${spread(f2bRuns.map((r) => r.lat.p90))}, trials ${f2bRuns.map((r) => r.done).join(" / ")}.`
+        ? `; fail2ban: p50 ${spread(f2bRuns.map((r) => r.lat.p50))}, p90 ${spread(f2bRuns.map((r) => r.lat.p90))}, trials ${f2bRuns.map((r) => r.done).join(" / ")} (pooled: p50 ${ms(summarize(f2bRuns.flatMap((r) => r.raw)).p50)}, p90 ${ms(summarize(f2bRuns.flatMap((r) => r.raw)).p90)}).`
         : "."),
     "",
     "<details><summary>The sipwarden rule used</summary>",

@@ -156,6 +156,7 @@ export class Daemon {
       gen.custom,
       this.log.child({ part: "ingest" }),
       metrics.hooks,
+      cfg.store.recentEvents,
     );
     this.expireTimer = setInterval(() => this.bans?.expire(), EXPIRE_EVERY_MS);
     this.expireTimer.unref();

@@ -5,12 +5,44 @@
  * the statistics the reports print.
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { normalizeIp } from "../../src/core/address.js";
 import { type DaemonProc, startDaemon } from "../../test/helpers/daemon-proc.js";
 import type { Lab } from "../../test/helpers/netns.js";
+
+/** Children a benchmark started; killed by PID if the benchmark is interrupted. */
+const tracked = new Set<ChildProcess>();
+
+/** Remembers a child for `killTrackedOnSignal`; forgets it once it has exited. */
+export function track(c: ChildProcess): ChildProcess {
+  tracked.add(c);
+  c.once("exit", () => tracked.delete(c));
+  return c;
+}
+
+const scratch = new Set<string>();
+
+/** A temporary directory to delete if the benchmark is interrupted; returns it. */
+export function trackDir(dir: string): string {
+  scratch.add(dir);
+  return dir;
+}
+
+/**
+ * On SIGINT/SIGTERM, kill every tracked child (daemon, fail2ban, nft monitor) by PID and exit;
+ * the lab's exit hook then deletes the namespaces. Without this a Ctrl-C would skip the
+ * `finally` blocks and leave the daemon and fail2ban running, and temporary files behind.
+ */
+export function killTrackedOnSignal(): void {
+  for (const sig of ["SIGINT", "SIGTERM"] as const)
+    process.once(sig, () => {
+      for (const c of tracked) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+      for (const d of scratch) rmSync(d, { recursive: true, force: true });
+      process.exit(130);
+    });
+}
 
 /**
  * The fail2ban `asterisk` filter's counterpart at maxretry 1: any failed login, unknown
@@ -49,7 +81,7 @@ export class NftWatch {
   constructor(lab: Lab, node: string, opts: { table?: string; nice?: number } = {}) {
     const table = opts.table ?? "sipwarden";
     const nice = opts.nice === undefined ? [] : ["nice", "-n", String(opts.nice)];
-    this.child = lab.spawn(node, [...nice, "nft", "monitor", "new", "elements"]);
+    this.child = track(lab.spawn(node, [...nice, "nft", "monitor", "new", "elements"]));
     const prefix = `add element inet ${table} `;
     this.child.stdout?.setEncoding("utf8").on("data", (d: string) => {
       const s: SeenElement = { at: performance.now(), wall: Date.now() };
@@ -129,6 +161,7 @@ export async function startSipwarden(
     args: ["-c", cfg, "--log", log, "--format", "asterisk", "--backend", "nftables"],
     wrap: ["ip", "netns", "exec", lab.ns(node), ...(opts.nice === undefined ? [] : ["nice", "-n", String(opts.nice)])],
   });
+  track(daemon.child);
   return { daemon, log };
 }
 

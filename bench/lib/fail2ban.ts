@@ -11,24 +11,27 @@ import { accessSync, constants, cpSync, existsSync, readdirSync, readFileSync, r
 import { delimiter, join } from "node:path";
 import { normalizeIp } from "../../src/core/address.js";
 import type { Lab } from "../../test/helpers/netns.js";
+import { track } from "./ban-watch.js";
 
 const SYSTEM_CONF = "/etc/fail2ban";
 
-function onPath(cmd: string): boolean {
+/** The full path of `cmd` on PATH (plus the sbin directories), or null. */
+function which(cmd: string): string | null {
   const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/sbin", "/usr/bin"];
-  return dirs.some((d) => {
+  for (const d of dirs) {
     try {
       accessSync(join(d, cmd), constants.X_OK);
-      return true;
+      return join(d, cmd);
     } catch {
-      return false;
+      // Not in this directory.
     }
-  });
+  }
+  return null;
 }
 
 /** Why fail2ban cannot run side by side here, or null when it can. */
 export function fail2banUnavailable(): string | null {
-  for (const cmd of ["fail2ban-server", "fail2ban-client"]) if (!onPath(cmd)) return `${cmd} is not installed`;
+  for (const cmd of ["fail2ban-server", "fail2ban-client"]) if (!which(cmd)) return `${cmd} is not installed`;
   if (!existsSync(join(SYSTEM_CONF, "filter.d", "asterisk.conf")))
     return `${SYSTEM_CONF}/filter.d/asterisk.conf missing`;
   return null;
@@ -46,14 +49,22 @@ export function fail2banVersion(): string {
  */
 export function fail2banBackend(): "pyinotify" | "polling" {
   let python = "/usr/bin/python3";
-  const which = spawnSync("sh", ["-c", "command -v fail2ban-server"], { encoding: "utf8" }).stdout.trim();
-  if (which) {
-    const first = readFileSync(which, "utf8").split("\n", 1)[0] ?? "";
+  const server = which("fail2ban-server");
+  if (server) {
+    const first = readFileSync(server, "utf8").split("\n", 1)[0] ?? "";
     const m = /^#!\s*(\S+)/.exec(first);
     if (m?.[1] && !m[1].endsWith("/env")) python = m[1];
   }
   const r = spawnSync(python, ["-c", "import pyinotify"], { stdio: "ignore" });
   return r.status === 0 ? "pyinotify" : "polling";
+}
+
+/** `--f2b-backend` as given, or the best one available here. */
+export function f2bBackendOption(given: string | undefined): "pyinotify" | "polling" {
+  if (given === undefined) return fail2banBackend();
+  if (given !== "pyinotify" && given !== "polling")
+    throw new Error(`--f2b-backend: pyinotify or polling, not ${given}`);
+  return given;
 }
 
 export interface Fail2banOptions {
@@ -137,7 +148,9 @@ export async function startFail2ban(o: Fail2banOptions): Promise<Fail2banRun> {
     ].join("\n"),
   );
 
-  const child: ChildProcess = o.lab.spawn(o.node, ["fail2ban-server", "-f", "-x", "-c", conf, "-s", sock, "-p", pid]);
+  const child: ChildProcess = track(
+    o.lab.spawn(o.node, ["fail2ban-server", "-f", "-x", "-c", conf, "-s", sock, "-p", pid]),
+  );
   let out = "";
   const keep = (d: Buffer) => {
     out = (out + d.toString()).slice(-20_000);

@@ -14,8 +14,11 @@ import type { RawRecord } from "../sources/types.js";
 import type { Store } from "../store/types.js";
 import type { BanManager } from "./ban-manager.js";
 
+/** Commit read positions and events this soon after the first pending record, when idle. */
 const FLUSH_MS = 50;
-const FLUSH_RECORDS = 5000;
+/** During a backlog (a flush carried many events), commit at most this often. */
+const BACKLOG_FLUSH_MS = 1000;
+const BACKLOG_EVENTS = 1000;
 
 export interface IngestHooks {
   /** Every parsed event (metrics). */
@@ -30,7 +33,13 @@ export class Ingest {
   private readonly classifiers = new Map<string, LineClassifier>();
   private readonly subscribers = new Set<(e: EventRecord) => void>();
   private pendingOffsets = new Map<string, string>();
-  private pendingEvents: EventRecord[] = [];
+  /**
+   * Events not yet written to the recent-events ring, raw: converting and inserting every one
+   * during a burst cost more than parsing it, and the ring keeps only the newest
+   * `recentCap` anyway, so older ones are dropped here before they are converted.
+   */
+  private pendingEvents: SecurityEvent[] = [];
+  private nextFlushMs = FLUSH_MS;
   private pendingCount = 0;
   private timer: NodeJS.Timeout | null = null;
   /** Events per second over the last minute, for `status`. */
@@ -46,6 +55,8 @@ export class Ingest {
     private custom: readonly LineParser[],
     private readonly log: Logger,
     private readonly hooks: IngestHooks = {},
+    /** Config `store.recentEvents`: how many events the ring keeps. */
+    private readonly recentCap = 10_000,
   ) {}
 
   /** After a reload. */
@@ -87,9 +98,8 @@ export class Ingest {
       this.pendingOffsets.set(record.source, record.position);
       this.pendingCount++;
     }
-    if (this.pendingCount >= FLUSH_RECORDS || this.pendingEvents.length >= FLUSH_RECORDS) this.flush();
-    else if (!this.timer && (this.pendingCount > 0 || this.pendingEvents.length > 0))
-      this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+    if (!this.timer && (this.pendingCount > 0 || this.pendingEvents.length > 0))
+      this.timer = setTimeout(() => this.flush(), this.nextFlushMs);
   };
 
   private onEvent(ev: SecurityEvent, record: RawRecord): void {
@@ -105,9 +115,15 @@ export class Ingest {
     }
     this.tick(record.received);
     this.hooks.event?.(ev, record);
-    const rec = toRecord(ev);
-    this.pendingEvents.push(rec);
-    for (const s of this.subscribers) s(rec);
+    if (this.recentCap > 0) {
+      const pend = this.pendingEvents;
+      pend.push(ev);
+      if (pend.length >= 2 * this.recentCap) pend.splice(0, pend.length - this.recentCap);
+    }
+    if (this.subscribers.size > 0) {
+      const rec = toRecord(ev);
+      for (const s of this.subscribers) s(rec);
+    }
     let decisions: ReturnType<DetectionEngine["observe"]>;
     try {
       decisions = this.engine.observe(ev);
@@ -145,7 +161,9 @@ export class Ingest {
     }
     if (this.pendingCount === 0 && this.pendingEvents.length === 0) return;
     const offsets = this.pendingOffsets;
-    const events = this.pendingEvents;
+    const pend = this.pendingEvents;
+    const events = (pend.length > this.recentCap ? pend.slice(pend.length - this.recentCap) : pend).map(toRecord);
+    this.nextFlushMs = pend.length >= BACKLOG_EVENTS ? BACKLOG_FLUSH_MS : FLUSH_MS;
     this.pendingOffsets = new Map();
     this.pendingEvents = [];
     this.pendingCount = 0;
