@@ -2,7 +2,7 @@
 # Debian packages that the full test suite uses. Safe to run twice.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(time nftables conntrack ipset iptables iproute2 fail2ban kamailio sipvicious sip-tester redis-server chromium systemd-journal-remote)
+pkgs=(time nftables conntrack ipset iptables iproute2 fail2ban kamailio sipvicious sip-tester systemd-journal-remote)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -10,6 +10,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 # Debian starts these services on install; the tests start their own instances.
-for svc in kamailio redis-server fail2ban; do
+for svc in kamailio fail2ban; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
 done

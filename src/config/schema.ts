@@ -185,12 +185,6 @@ export const configSchema = z.strictObject({
   store: z
     .strictObject({
       stateDir: z.string().default("/var/lib/sipwarden"),
-      redis: z
-        .strictObject({
-          url: z.string(),
-          prefix: z.string().default("sipwarden:"),
-        })
-        .optional(),
       recentEvents: z.number().int().min(0).default(10_000),
     })
     .default({ stateDir: "/var/lib/sipwarden", recentEvents: 10_000 }),
