@@ -88,10 +88,12 @@ function parse(line: string): SecurityEvent | null {
 
 /** An independent reading of the trusted position of a FreeSWITCH line. */
 function trustedAt(line: string): string | null {
-  const end = / from ip (\S+)$/.exec(line) ?? /Can't find user \[[\s\S]*\] from (\S+)$/.exec(line);
-  if (end) return normalizeIp(end[1]!);
+  // The line's kind is decided by how its message starts (as the parser does): an ACL line
+  // names the address first, and its quoted ACL name is the admin's config, not attacker text.
   const acl = /\.c:\d+\]? IP (\S+) Rejected by /.exec(line);
-  return acl ? normalizeIp(acl[1]!) : null;
+  if (acl) return normalizeIp(acl[1]!);
+  const end = / from ip (\S+)$/.exec(line) ?? /Can't find user \[[\s\S]*\] from (\S+)$/.exec(line);
+  return end ? normalizeIp(end[1]!) : null;
 }
 
 describe("freeswitch parser properties", () => {
