@@ -7,6 +7,18 @@ export type ServerKind = "asterisk" | "kamailio" | "freeswitch" | "custom";
 
 export type Transport = "udp" | "tcp" | "tls" | "ws" | "wss" | "sctp";
 
+const TRANSPORT_NAMES: ReadonlyMap<string, Transport> = new Map(
+  (["udp", "tcp", "tls", "ws", "wss", "sctp"] as const).flatMap((t) => [
+    [t, t],
+    [t.toUpperCase(), t],
+  ]),
+);
+
+/** A transport as servers print it (`UDP`, `tcp`, …), or undefined for anything else. */
+export function transportFromName(name: string | undefined): Transport | undefined {
+  return name === undefined ? undefined : TRANSPORT_NAMES.get(name);
+}
+
 /** Kinds that describe an attack attempt and may count towards a ban. */
 export type AttackKind =
   | "auth_failed"

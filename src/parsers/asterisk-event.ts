@@ -5,6 +5,7 @@
  */
 import { normalizeIp } from "../core/address.js";
 import type { AttackKind, InfoKind, Remote, SecurityEvent, Transport } from "../core/events.js";
+import { transportFromName } from "../core/events.js";
 import { ASTERISK_SECURITY_EVENTS } from "./asterisk-security-events.js";
 
 /** `asterisk.security.<SecurityEvent name>`, one per event type of the security log channel. */
@@ -321,22 +322,5 @@ export function sipUser(line: string, from: number, to: number): string | undefi
   return line.slice(i + skip, at);
 }
 
-const TRANSPORTS: Readonly<Record<string, Transport>> = {
-  UDP: "udp",
-  TCP: "tcp",
-  TLS: "tls",
-  WS: "ws",
-  WSS: "wss",
-  SCTP: "sctp",
-  udp: "udp",
-  tcp: "tcp",
-  tls: "tls",
-  ws: "ws",
-  wss: "wss",
-  sctp: "sctp",
-};
-
 /** pjsip transport type name (`UDP`, `TCP`, …) → Transport, or undefined. */
-export function transportOf(name: string): Transport | undefined {
-  return Object.hasOwn(TRANSPORTS, name) ? TRANSPORTS[name] : undefined;
-}
+export const transportOf = transportFromName;

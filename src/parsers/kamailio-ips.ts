@@ -9,6 +9,7 @@
  * never an address. Parsing is indexOf-based, so a long hostile value costs linear time.
  */
 import type { AttackKind, InfoKind, Transport } from "../core/events.js";
+import { transportFromName } from "../core/events.js";
 
 /** What the head of an `IPS:` line says, besides the address. */
 export interface IpsFields {
@@ -30,21 +31,12 @@ const AUTH_RC: Record<string, string> = {
   "-8": "USER_MISMATCH",
 };
 
-const TRANSPORTS: Record<string, Transport> = {
-  udp: "udp",
-  tcp: "tcp",
-  tls: "tls",
-  ws: "ws",
-  wss: "wss",
-  sctp: "sctp",
-};
-
 /** What xlog prints for a pseudo-variable that has no value. */
 const NULL_PV = "<null>";
 
 /** The transport for a `$pr` value; undefined when absent or unknown. */
 export function ipsTransport(proto: string | undefined): Transport | undefined {
-  return proto === undefined ? undefined : TRANSPORTS[proto];
+  return transportFromName(proto);
 }
 
 function authKind(rc: number): AttackKind | InfoKind | null {

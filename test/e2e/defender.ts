@@ -1,13 +1,7 @@
 /**
- * THE PLACE WHERE SIPWARDEN PLUGS INTO THE LAB.
- *
- * `startDefender(lab)` starts the sipwarden daemon inside the PBX namespace, on Kamailio's log,
- * with the nftables backend (`launchDaemon`). While DEFENDER_WIRED is false it throws
- * "not wired yet" and e2e.test.ts skips the defended run. To wire it, set DEFENDER_WIRED to true
- * (the defended run then needs `npm run build` first, as .ci/run does).
- *
- * Without flipping it, E2E_DEFENDER=src runs the daemon from source (`node --import tsx
- * src/main.ts`) and E2E_DEFENDER=dist from dist/main.js, for trying the defended run.
+ * Where sipwarden plugs into the lab: `startDefender(lab)` starts the daemon inside the PBX
+ * namespace, on Kamailio's log, with the nftables backend (`launchDaemon`). It runs dist/main.js
+ * (`npm run build` first, as .ci/run does); E2E_DEFENDER=src runs it from source instead.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,18 +11,12 @@ import { ROOT } from "../helpers/paths.js";
 import type { SipLab } from "./lab.js";
 import { Proc, type RunResult, run, waitFor } from "./procs.js";
 
-/** Flip to true to make the defended run part of every `npm run test:e2e` (see launchDaemon). */
-export const DEFENDER_WIRED = true;
-
 export const MAIN_JS = join(ROOT, "dist", "main.js");
 const FROM_SOURCE = ["--import", "tsx", join(ROOT, "src", "main.ts")];
 
-/** How the daemon is started: null when the defended run is off. */
-function entry(): string[] | null {
-  const env = process.env.E2E_DEFENDER;
-  if (env === "src") return FROM_SOURCE;
-  if (env === "dist" || DEFENDER_WIRED) return [MAIN_JS];
-  return null;
+/** How the daemon is started. */
+function entry(): string[] {
+  return process.env.E2E_DEFENDER === "src" ? FROM_SOURCE : [MAIN_JS];
 }
 
 /** A running sipwarden, as the test sees it. */
@@ -47,17 +35,9 @@ export interface Defender {
   stop(): Promise<void>;
 }
 
-export class DefenderNotWired extends Error {
-  constructor() {
-    super("not wired yet");
-    this.name = "DefenderNotWired";
-  }
-}
-
 /** Why the defended run cannot run here, or false when it can. */
 export function defenderSkipReason(): string | false {
   const e = entry();
-  if (!e) return "daemon not wired yet (E2E_DEFENDER=src runs it from source)";
   // Under CI a missing build is a failure (launchDaemon says why), not a reason to skip.
   if (e[0] === MAIN_JS && !existsSync(MAIN_JS) && process.env.CI !== "true")
     return `${MAIN_JS} is missing: run npm run build first`;
@@ -65,9 +45,7 @@ export function defenderSkipReason(): string | false {
 }
 
 export async function startDefender(lab: SipLab): Promise<Defender> {
-  const e = entry();
-  if (!e) throw new DefenderNotWired();
-  return launchDaemon(lab, { entry: e });
+  return launchDaemon(lab, { entry: entry() });
 }
 
 /**
