@@ -19,6 +19,7 @@ const FLUSH_MS = 50;
 /** During a backlog (a flush carried many events), commit at most this often. */
 const BACKLOG_FLUSH_MS = 1000;
 const BACKLOG_EVENTS = 1000;
+const HOSTILE_LOG_EVERY_MS = 10_000;
 
 export interface IngestHooks {
   /** Every parsed event (metrics). */
@@ -40,6 +41,9 @@ export class Ingest {
    */
   private pendingEvents: SecurityEvent[] = [];
   private nextFlushMs = FLUSH_MS;
+  private hostileLoggedAt = Number.NEGATIVE_INFINITY;
+  /** Hostile lines not logged since the last warning (the warning reports them as `since`). */
+  private hostileUnlogged = 0;
   private pendingCount = 0;
   private timer: NodeJS.Timeout | null = null;
   /** Events per second over the last minute, for `status`. */
@@ -108,10 +112,15 @@ export class Ingest {
     t.lastEventAt = record.received;
     if (ev.kind === "hostile") {
       t.hostile++;
-      this.log.warn(
-        { source: record.source, pattern: ev.pattern, candidates: ev.candidates },
-        "hostile line: an address may have been planted; not banning on it",
-      );
+      // An attacker can send planted lines by the thousand: log one, then a count at most every 10 s.
+      if (record.received - this.hostileLoggedAt >= HOSTILE_LOG_EVERY_MS) {
+        this.log.warn(
+          { source: record.source, pattern: ev.pattern, candidates: ev.candidates, since: this.hostileUnlogged },
+          "hostile line: an address may have been planted; not banning on it",
+        );
+        this.hostileLoggedAt = record.received;
+        this.hostileUnlogged = 0;
+      } else this.hostileUnlogged++;
     }
     this.tick(record.received);
     this.hooks.event?.(ev, record);
