@@ -6,11 +6,15 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { SipwardenError } from "../core/errors.js";
+import { type LineRouter, ROUTE_DIRECT, ROUTE_NEEDLES, ROUTE_SKIP } from "../parsers/types.js";
 
 const CHUNK = 4 << 20;
 
-/** Called for each candidate line (or every line when no prefilter applies). `lineNo` is 1-based. */
-export type LineSink = (line: string, lineNo: number) => void;
+/**
+ * Called for each candidate line (or every line when no prefilter applies). `lineNo` is 1-based;
+ * `direct` is set for lines the router sent to its own parser (no needle test was made).
+ */
+export type LineSink = (line: string, lineNo: number, direct: boolean) => void;
 
 /**
  * A byte-level test that a line certainly yields no event (for example an Asterisk VERBOSE
@@ -23,6 +27,11 @@ export interface ScanOptions {
   needles: readonly string[];
   /** Lines this says yes to are counted and skipped before any needle search. */
   skip?: SkipLine;
+  /**
+   * A byte-level router (takes precedence over `skip`): SKIP lines are counted only, DIRECT
+   * lines are delivered with `direct` set and without the needle test, the others need a needle.
+   */
+  route?: LineRouter;
   /** Lines longer than this are counted in `skippedLong` and not delivered. */
   maxLineBytes?: number;
 }
@@ -45,7 +54,7 @@ function escapeRe(s: string): string {
 export class ChunkScanner {
   readonly stats: ScanStats = { lines: 0, bytes: 0, candidates: 0, skippedLong: 0 };
   private readonly re: RegExp | null;
-  private readonly skip: SkipLine | null;
+  private readonly route: LineRouter | null;
   private readonly maxLine: number;
   private carry: Buffer = Buffer.alloc(0);
 
@@ -58,7 +67,8 @@ export class ChunkScanner {
     const ascii = needles.every((n) => /^[\x20-\x7e]+$/.test(n));
     this.re = needles.length > 0 && ascii ? new RegExp(needles.map(escapeRe).join("|"), "g") : null;
     this.maxLine = opts.maxLineBytes ?? 65536;
-    this.skip = opts.skip ?? null;
+    const skip = opts.skip;
+    this.route = opts.route ?? (skip ? (b, s, e) => (skip(b, s, e) ? ROUTE_SKIP : ROUTE_NEEDLES) : null);
   }
 
   /** Feeds any chunk of bytes (copies only the unfinished tail). */
@@ -123,8 +133,8 @@ export class ChunkScanner {
       st.lines = n;
       return;
     }
-    if (this.skip !== null) {
-      st.lines = this.pushSkipping(buf, start, stop, base, this.skip, this.re);
+    if (this.route !== null) {
+      st.lines = this.pushRouted(buf, start, stop, base, this.route, this.re);
       return;
     }
     const text = buf.toString("latin1", start, stop);
@@ -157,25 +167,32 @@ export class ChunkScanner {
   }
 
   /**
-   * Line by line: the skip test first; a line that passes it is decoded once and the needle
-   * regex runs on that string (no whole-chunk conversion, no second decode).
+   * Line by line: the router first; a line it does not skip is decoded once, and unless it is
+   * DIRECT the needle regex runs on that string (no whole-chunk conversion, no second decode).
    */
-  private pushSkipping(buf: Buffer, start: number, stop: number, base: number, skip: SkipLine, re: RegExp): number {
+  private pushRouted(buf: Buffer, start: number, stop: number, base: number, route: LineRouter, re: RegExp): number {
     const st = this.stats;
     const max = this.maxLine;
+    const sink = this.sink;
     let n = base;
     let i = start;
     while (i < stop) {
       const nl = buf.indexOf(10, i);
       n++;
-      if (!skip(buf, i, nl)) {
+      const r = route(buf, i, nl);
+      if (r !== ROUTE_SKIP) {
         if (nl - i > max) st.skippedLong++;
         else {
           const line = buf.toString("utf8", i, nl > i && buf[nl - 1] === 13 ? nl - 1 : nl);
-          re.lastIndex = 0;
-          if (re.test(line)) {
+          if (r === ROUTE_DIRECT) {
             st.candidates++;
-            this.sink(line, n);
+            sink(line, n, true);
+          } else {
+            re.lastIndex = 0;
+            if (re.test(line)) {
+              st.candidates++;
+              sink(line, n, false);
+            }
           }
         }
       }
@@ -191,7 +208,7 @@ export class ChunkScanner {
     }
     const end = e > s && buf[e - 1] === 13 ? e - 1 : e;
     this.stats.candidates++;
-    this.sink(buf.toString("utf8", s, end), lineNo);
+    this.sink(buf.toString("utf8", s, end), lineNo, false);
   }
 }
 

@@ -77,11 +77,11 @@ export async function analyze(
         file,
         {
           needles: opts.showMissed ? [] : classifier.needles,
-          ...(classifier.skip && !opts.showMissed ? { skip: classifier.skip } : {}),
+          ...(classifier.route && !opts.showMissed ? { route: classifier.route } : {}),
           maxLineBytes: 65536,
         },
-        (line, lineNo) => {
-          const ev = classifier.parse(line, ctx);
+        (line, lineNo, direct) => {
+          const ev = direct ? classifier.parseDirect(line, ctx) : classifier.parse(line, ctx);
           if (ev) {
             report.add(ev, file, lineNo);
             replayer?.push(ev);

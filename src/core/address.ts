@@ -4,7 +4,8 @@
  */
 import ipaddr from "ipaddr.js";
 
-const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** The strict IPv4 syntax (v4Value below implements it by hand; a test holds the two equal). */
+export const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const V6_CHARS = /^[0-9A-Fa-f:.]+$/;
 
 /**
@@ -34,11 +35,70 @@ function normalizeV6(s: string): string | null {
  * IPv6 folded to IPv4, brackets removed. Returns null for anything that is not an IP literal.
  */
 export function normalizeIp(raw: string): string | null {
-  let s = raw;
-  if (s.length > 2 && s.charCodeAt(0) === 91 /* [ */ && s.charCodeAt(s.length - 1) === 93) s = s.slice(1, -1);
-  if (V4.test(s)) return s;
-  if (s.length < 2 || s.length > 45 || !V6_CHARS.test(s) || !s.includes(":")) return null;
-  return normalizeV6(s);
+  return normalizeIpAt(raw, 0, raw.length);
+}
+
+/**
+ * Interned dotted quads by value: the parsers meet the same few thousand attacker addresses on
+ * every line, and handing out one string per address makes every later Map lookup (report,
+ * detector, policy) hit a string whose hash is already computed. Cleared when full.
+ */
+const V4_INTERN_MAX = 65_536;
+const v4Intern = new Map<number, string>();
+
+/**
+ * The value of a strict dotted quad in s[from, to) (no leading zeros, each part 0–255: exactly
+ * the V4 pattern above), or -1.
+ */
+function v4Value(s: string, from: number, to: number): number {
+  if (to - from < 7 || to - from > 15) return -1;
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else {
+      const d = c - 48;
+      if (d < 0 || d > 9 || (digits === 1 && part === 0)) return -1;
+      part = part * 10 + d;
+      if (part > 255) return -1;
+      digits++;
+    }
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + part;
+}
+
+function internV4(value: number): string {
+  let s = v4Intern.get(value);
+  if (s === undefined) {
+    s = `${Math.floor(value / 16777216)}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
+    if (v4Intern.size >= V4_INTERN_MAX) v4Intern.clear();
+    v4Intern.set(value, s);
+  }
+  return s;
+}
+
+/** normalizeIp on s[from, to), without slicing an IPv4 literal out first. */
+export function normalizeIpAt(s: string, from: number, to: number): string | null {
+  if (to - from > 2 && s.charCodeAt(from) === 91 /* [ */ && s.charCodeAt(to - 1) === 93) {
+    from++;
+    to--;
+  }
+  const v4 = v4Value(s, from, to);
+  if (v4 >= 0) return internV4(v4);
+  const n = to - from;
+  if (n < 2 || n > 45) return null;
+  const t = from === 0 && to === s.length ? s : s.slice(from, to);
+  if (!V6_CHARS.test(t) || !t.includes(":")) return null;
+  return normalizeV6(t);
 }
 
 export function ipFamily(ip: string): 4 | 6 {

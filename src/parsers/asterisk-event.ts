@@ -3,7 +3,7 @@
  * parsers. Addresses are only ever validated here through core/address.ts; names are never
  * resolved (a host name where an IP belongs makes the line yield nothing).
  */
-import { normalizeIp } from "../core/address.js";
+import { normalizeIp, normalizeIpAt } from "../core/address.js";
 import type { AttackKind, InfoKind, Remote, SecurityEvent, Transport } from "../core/events.js";
 import { transportFromName } from "../core/events.js";
 import { ASTERISK_SECURITY_EVENTS } from "./asterisk-security-events.js";
@@ -205,6 +205,18 @@ function remoteOf(host: string, port: number | undefined, transport: Transport |
   return ip ? { address: ip, port, transport } : null;
 }
 
+/** remoteOf for the host in line[from, to), without slicing it out first. */
+function remoteAt(
+  line: string,
+  from: number,
+  to: number,
+  port: number | undefined,
+  transport: Transport | undefined,
+): Remote | null {
+  const ip = normalizeIpAt(line, from, to);
+  return ip ? { address: ip, port, transport } : null;
+}
+
 /**
  * line[from, to) as `ip`, `ip:port`, `[v6]`, `[v6]:port` or a bare IPv6. A bare IPv6 is an
  * address without port unless `bareV6HasPort`: formats that always append `:%d` (pjsip ≤ 13.23)
@@ -223,18 +235,20 @@ export function hostPortAt(
   if (line.charCodeAt(from) === 91) {
     const close = line.indexOf("]", from);
     if (close < from + 2 || close >= to) return null;
-    if (close === to - 1) return remoteOf(line.slice(from + 1, close), undefined, transport);
+    // The text between the brackets only (a nested "[…]" is not an address).
+    if (line.charCodeAt(from + 1) === 91) return null;
+    if (close === to - 1) return remoteAt(line, from + 1, close, undefined, transport);
     if (line.charCodeAt(close + 1) !== 58) return null;
     const port = portIn(line, close + 2, to);
-    return port < 0 ? null : remoteOf(line.slice(from + 1, close), port, transport);
+    return port < 0 ? null : remoteAt(line, from + 1, close, port, transport);
   }
   const last = lastCharIn(line, 58, from, to);
-  if (last < 0) return remoteOf(line.slice(from, to), undefined, transport);
+  if (last < 0) return remoteAt(line, from, to, undefined, transport);
   if (line.indexOf(":", from) === last || bareV6HasPort) {
     const port = portIn(line, last + 1, to);
-    return port < 0 ? null : remoteOf(line.slice(from, last), port, transport);
+    return port < 0 ? null : remoteAt(line, from, last, port, transport);
   }
-  return remoteOf(line.slice(from, to), undefined, transport);
+  return remoteAt(line, from, to, undefined, transport);
 }
 
 /** hostPortAt over a whole string. */
@@ -289,8 +303,7 @@ export function securityAddressAt(line: string, from: number, to: number): Remot
   // normalizeIp accepts only [0-9A-Fa-f:.] (dotted quad or IPv6 characters) once brackets are
   // taken off; a bracket is not part of this syntax, so refuse it before.
   if (last === hostStart || line.charCodeAt(hostStart) === 91) return null;
-  const ip = normIp(line.slice(hostStart, last));
-  return ip ? { address: ip, port, transport } : null;
+  return remoteAt(line, hostStart, last, port, transport);
 }
 
 /**

@@ -3,10 +3,10 @@
  */
 import type { SecurityEvent } from "../core/events.js";
 import { asteriskParser } from "./asterisk.js";
-import { asteriskSkipLine } from "./asterisk-skip.js";
+import { asteriskRoute } from "./asterisk-skip.js";
 import { freeswitchParser } from "./freeswitch.js";
 import { kamailioParser } from "./kamailio.js";
-import type { LineParser, ParseContext } from "./types.js";
+import type { LineParser, LineRouter, ParseContext } from "./types.js";
 
 export type LogFormat = "asterisk" | "kamailio" | "freeswitch";
 export const BUILTIN_PARSERS: Readonly<Record<LogFormat, LineParser>> = {
@@ -15,9 +15,9 @@ export const BUILTIN_PARSERS: Readonly<Record<LogFormat, LineParser>> = {
   freeswitch: freeswitchParser,
 };
 
-/** Byte-level "certainly no event" tests per format, for bulk readers (see asterisk-skip.ts). */
-const SKIPS: Partial<Record<LogFormat, (b: Uint8Array, s: number, e: number) => boolean>> = {
-  asterisk: asteriskSkipLine,
+/** Byte-level routers per format, for bulk readers (see asterisk-skip.ts); DIRECT lines go to `parser`. */
+const ROUTERS: Partial<Record<LogFormat, { route: LineRouter; parser: LineParser }>> = {
+  asterisk: { route: asteriskRoute, parser: asteriskParser },
 };
 
 /**
@@ -35,15 +35,24 @@ export class LineClassifier {
     const base = format === "auto" ? Object.values(BUILTIN_PARSERS) : [BUILTIN_PARSERS[format]];
     this.order = [...extra, ...base];
     this.needles = [...new Set(this.order.flatMap((p) => p.needles))];
-    // A skip test is exact only for its own format's lines; other built-in formats cannot parse
+    // A router is exact only for its own format's lines; other built-in formats cannot parse
     // an Asterisk-prefixed line, but a custom pattern could, so custom parsers turn it off.
-    const skips = extra.length === 0 ? Object.values(SKIPS) : [];
-    const only = format === "auto" ? skips : extra.length === 0 && SKIPS[format] ? [SKIPS[format]!] : [];
-    this.skip = only.length === 0 ? undefined : only.length === 1 ? only[0] : (b, s, e) => only.some((f) => f(b, s, e));
+    const r = extra.length === 0 ? (format === "auto" ? ROUTERS.asterisk : ROUTERS[format]) : undefined;
+    this.route = r?.route;
+    this.direct = r?.parser ?? null;
   }
 
-  /** For bulk readers: lines this says yes to cannot yield an event. */
-  readonly skip: ((b: Uint8Array, s: number, e: number) => boolean) | undefined;
+  /**
+   * For bulk readers: a byte-level look at the line's start (skip it, give it to `parseDirect`
+   * without the needle prefilter, or neither). Undefined when no router applies.
+   */
+  readonly route: LineRouter | undefined;
+  private readonly direct: LineParser | null;
+
+  /** Parses a line `route` called DIRECT. */
+  parseDirect(line: string, ctx: ParseContext): SecurityEvent | null {
+    return this.direct !== null ? this.direct.parse(line, ctx) : this.parse(line, ctx);
+  }
 
   get parsers(): readonly LineParser[] {
     return this.order;
@@ -67,4 +76,5 @@ export class LineClassifier {
   }
 }
 
-export type { LineParser, ParseContext } from "./types.js";
+export type { LineParser, LineRouter, ParseContext, Route } from "./types.js";
+export { ROUTE_DIRECT, ROUTE_NEEDLES, ROUTE_SKIP } from "./types.js";

@@ -24,3 +24,15 @@ export interface LineParser {
   readonly needles: readonly string[];
   parse(line: string, ctx: ParseContext): SecurityEvent | null;
 }
+
+/**
+ * What a byte-level look at a line's start says (bulk readers): it certainly yields no event
+ * (SKIP), it belongs to one known parser that should read it without the needle prefilter
+ * (DIRECT), or nothing is known (NEEDLES: needle prefilter, then every parser).
+ */
+export const ROUTE_SKIP = 0;
+export const ROUTE_DIRECT = 1;
+export const ROUTE_NEEDLES = 2;
+export type Route = typeof ROUTE_SKIP | typeof ROUTE_DIRECT | typeof ROUTE_NEEDLES;
+/** A byte-level router; `end` excludes the newline. Must not allocate. */
+export type LineRouter = (buf: Uint8Array, start: number, end: number) => Route;

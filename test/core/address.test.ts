@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CidrList, normalizeCidr, normalizeIp, splitHostPort } from "../../src/core/address.js";
+import fc from "fast-check";
+import { CidrList, normalizeCidr, normalizeIp, normalizeIpAt, splitHostPort, V4 } from "../../src/core/address.js";
 
 describe("normalizeIp", () => {
   it("accepts IPv4 and IPv6 literals and normalises them", () => {
@@ -42,5 +43,40 @@ describe("normalizeCidr and CidrList", () => {
     assert.ok(l.contains("2001:db8:1:5::9"));
     assert.ok(!l.contains("2001:db8:2::1"));
     assert.throws(() => l.add("bogus"), RangeError);
+  });
+});
+
+describe("normalizeIpAt (hand-written IPv4 check, interning)", () => {
+  const octet = fc.oneof(
+    fc.integer({ min: 0, max: 300 }).map(String),
+    fc.constantFrom("00", "01", "010", "256", "", "1a", "-1", " 1", "0x1"),
+  );
+  const quadish = fc
+    .tuple(fc.array(octet, { minLength: 1, maxLength: 6 }), fc.constantFrom(".", "..", ":"))
+    .map(([parts, sep]) => parts.join(sep === "." ? "." : sep));
+  it("accepts exactly the strict dotted quads the V4 pattern accepts", () => {
+    fc.assert(
+      fc.property(fc.oneof(quadish, fc.string({ maxLength: 20 })), (s) => {
+        const got = normalizeIpAt(s, 0, s.length);
+        if (V4.test(s)) assert.equal(got, s);
+        else if (got !== null) assert.ok(got.includes(":") || !s.includes("."), `${s} -> ${got}`);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+  it("reads an address inside a line, brackets stripped, and hands out one string per address", () => {
+    const line = "failed for '198.51.100.7:5060' and [203.0.113.9]";
+    const a = line.indexOf("198");
+    assert.equal(normalizeIpAt(line, a, a + 12), "198.51.100.7");
+    assert.equal(normalizeIpAt(line, a, a + 12), normalizeIpAt(`x${line}`, a + 1, a + 13));
+    const b = line.indexOf("[");
+    assert.equal(normalizeIpAt(line, b, b + 13), "203.0.113.9");
+    assert.equal(normalizeIpAt(line, a, a + 17), null);
+    assert.equal(normalizeIpAt("x 2001:DB8::1 y", 2, 13), "2001:db8::1");
+    assert.equal(normalizeIpAt("[::ffff:198.51.100.7]", 0, 21), "198.51.100.7");
+    assert.equal(normalizeIpAt("01.2.3.4", 0, 8), null);
+    assert.equal(normalizeIpAt("1.2.3.4.5", 0, 9), null);
+    assert.equal(normalizeIpAt("255.255.255.255", 0, 15), "255.255.255.255");
+    assert.equal(normalizeIpAt("0.0.0.0", 0, 7), "0.0.0.0");
   });
 });
