@@ -167,7 +167,8 @@ export class Daemon {
   }
 
   private startSources(cfg: Config): void {
-    const built = buildSources(cfg, this.store!, this.log);
+    const ingest = this.ingest!;
+    const built = buildSources(cfg, this.store!, this.log, (format) => (b, s, e) => ingest.skipLine(format, b, s, e));
     this.supervisor = new Supervisor(built.sources, this.ingest!.handle, {
       logger: this.log.child({ part: "sources" }),
     });
@@ -231,7 +232,7 @@ export class Daemon {
     if (JSON.stringify(old.config.sources) !== JSON.stringify(gen.config.sources)) {
       await this.supervisor?.stop();
       this.metrics?.retireSources(this.supervisor?.health() ?? []);
-      this.ingest!.flush();
+      this.ingest!.flush(true);
       this.startSources(gen.config);
     }
     if (JSON.stringify(old.config.enforce) !== JSON.stringify(gen.config.enforce))
@@ -250,7 +251,7 @@ export class Daemon {
     this.state = "stopping";
     if (this.expireTimer) clearInterval(this.expireTimer);
     await this.supervisor?.stop().catch((err) => this.log.error({ err }, "stopping sources"));
-    this.ingest?.flush();
+    this.ingest?.flush(true);
     for (const api of this.apis.reverse()) await api.close().catch(() => {});
     this.apis = [];
     if (this.gen) {

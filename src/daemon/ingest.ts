@@ -8,7 +8,7 @@ import { toRecord } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
 import type { DetectionEngine } from "../detect/engine.js";
 import { amiParser } from "../parsers/ami.js";
-import { LineClassifier } from "../parsers/index.js";
+import { LineClassifier, ROUTE_SKIP } from "../parsers/index.js";
 import type { LineParser } from "../parsers/types.js";
 import type { RawRecord } from "../sources/types.js";
 import type { Store } from "../store/types.js";
@@ -19,6 +19,12 @@ const FLUSH_MS = 50;
 /** During a backlog (a flush carried many events), commit at most this often. */
 const BACKLOG_FLUSH_MS = 1000;
 const BACKLOG_EVENTS = 1000;
+/**
+ * During a backlog the recent-events ring is written at most this often (read positions still
+ * every BACKLOG_FLUSH_MS): only the newest events survive in the ring anyway, and writing
+ * thousands of rows a second would slow down reading the very lines that lead to bans.
+ */
+const BACKLOG_EVENTS_WRITE_MS = 10_000;
 const HOSTILE_LOG_EVERY_MS = 10_000;
 
 export interface IngestHooks {
@@ -35,11 +41,17 @@ export class Ingest {
   private readonly subscribers = new Set<(e: EventRecord) => void>();
   private pendingOffsets = new Map<string, string>();
   /**
-   * Events not yet written to the recent-events ring, raw: converting and inserting every one
-   * during a burst cost more than parsing it, and the ring keeps only the newest
-   * `recentCap` anyway, so older ones are dropped here before they are converted.
+   * Events not yet written to the recent-events ring, raw, in a ring of `recentCap` slots:
+   * converting and inserting every one during a burst cost more than parsing it, and the store
+   * keeps only the newest `recentCap` anyway, so older ones are overwritten here unconverted.
    */
-  private pendingEvents: SecurityEvent[] = [];
+  private pendingRing: (SecurityEvent | undefined)[] = [];
+  /** Next slot of pendingRing to write; pendingEvents: how many slots hold unwritten events. */
+  private ringHead = 0;
+  private pendingEvents = 0;
+  /** Events since the last flush (backlog detection). */
+  private sinceFlush = 0;
+  private lastEventsWrite = 0;
   private nextFlushMs = FLUSH_MS;
   private hostileLoggedAt = Number.NEGATIVE_INFINITY;
   /** Hostile lines not logged since the last warning (the warning reports them as `since`). */
@@ -86,8 +98,26 @@ export class Ingest {
     return c;
   }
 
+  /**
+   * For file sources: true when a line of this format certainly holds no event, judged on its
+   * raw bytes (the parsers' byte-level router; never with custom patterns, which could read any
+   * line). Follows reloads, since it asks the current classifier every time.
+   */
+  skipLine(format: RawRecord["format"], buf: Uint8Array, start: number, end: number): boolean {
+    if (format === "ami") return false;
+    const route = (this.parserFor(format) as LineClassifier).route;
+    return route !== undefined && route(buf, start, end) === ROUTE_SKIP;
+  }
+
   /** Processes one record. Never throws: a bad record is logged and skipped. */
   handle = (record: RawRecord): void => {
+    if (record.skipped !== undefined) {
+      // Lines skipped on their bytes: counted as read, nothing to parse.
+      this.totals.records += record.skipped;
+      this.hooks.record?.(record);
+      this.notePosition(record);
+      return;
+    }
     this.totals.records++;
     this.hooks.record?.(record);
     let ev: SecurityEvent | null = null;
@@ -98,13 +128,17 @@ export class Ingest {
       this.hooks.skipped?.(record, "parser_error");
     }
     if (ev) this.onEvent(ev, record);
+    this.notePosition(record);
+  };
+
+  private notePosition(record: RawRecord): void {
     if (record.position !== undefined) {
       this.pendingOffsets.set(record.source, record.position);
       this.pendingCount++;
     }
-    if (!this.timer && (this.pendingCount > 0 || this.pendingEvents.length > 0))
+    if (!this.timer && (this.pendingCount > 0 || this.pendingEvents > 0))
       this.timer = setTimeout(() => this.flush(), this.nextFlushMs);
-  };
+  }
 
   private onEvent(ev: SecurityEvent, record: RawRecord): void {
     const t = this.totals;
@@ -124,10 +158,12 @@ export class Ingest {
     }
     this.tick(record.received);
     this.hooks.event?.(ev, record);
-    if (this.recentCap > 0) {
-      const pend = this.pendingEvents;
-      pend.push(ev);
-      if (pend.length >= 2 * this.recentCap) pend.splice(0, pend.length - this.recentCap);
+    this.sinceFlush++;
+    const cap = this.recentCap;
+    if (cap > 0) {
+      this.pendingRing[this.ringHead] = ev;
+      this.ringHead = this.ringHead + 1 === cap ? 0 : this.ringHead + 1;
+      if (this.pendingEvents < cap) this.pendingEvents++;
     }
     if (this.subscribers.size > 0) {
       const rec = toRecord(ev);
@@ -162,19 +198,45 @@ export class Ingest {
     return s;
   }
 
-  /** Commits read positions and buffered events in one transaction. */
-  flush(): void {
+  /** The unwritten events, oldest first, and forgets them. */
+  private takeEvents(): SecurityEvent[] {
+    const cap = this.recentCap;
+    const n = this.pendingEvents;
+    const out: SecurityEvent[] = new Array(n);
+    let i = (this.ringHead - n + cap) % cap;
+    for (let k = 0; k < n; k++) {
+      out[k] = this.pendingRing[i]!;
+      this.pendingRing[i] = undefined;
+      i = i + 1 === cap ? 0 : i + 1;
+    }
+    this.pendingEvents = 0;
+    return out;
+  }
+
+  /**
+   * Commits read positions and buffered events in one transaction. During a backlog the events
+   * wait (see BACKLOG_EVENTS_WRITE_MS); `final` writes everything (shutdown).
+   */
+  flush(final = false): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.pendingCount === 0 && this.pendingEvents.length === 0) return;
+    const backlog = this.sinceFlush >= BACKLOG_EVENTS;
+    this.nextFlushMs = backlog ? BACKLOG_FLUSH_MS : FLUSH_MS;
+    this.sinceFlush = 0;
+    const now = Date.now();
+    const writeEvents =
+      this.pendingEvents > 0 && (final || !backlog || now - this.lastEventsWrite >= BACKLOG_EVENTS_WRITE_MS);
+    if (this.pendingCount === 0 && !writeEvents) {
+      // Events held back by a backlog are written by a later, quieter flush.
+      if (this.pendingEvents > 0 && !this.timer) this.timer = setTimeout(() => this.flush(), this.nextFlushMs);
+      return;
+    }
     const offsets = this.pendingOffsets;
-    const pend = this.pendingEvents;
-    const events = (pend.length > this.recentCap ? pend.slice(pend.length - this.recentCap) : pend).map(toRecord);
-    this.nextFlushMs = pend.length >= BACKLOG_EVENTS ? BACKLOG_FLUSH_MS : FLUSH_MS;
+    const events = writeEvents ? this.takeEvents().map(toRecord) : [];
+    if (writeEvents) this.lastEventsWrite = now;
     this.pendingOffsets = new Map();
-    this.pendingEvents = [];
     this.pendingCount = 0;
     try {
       this.store.commitBatch(() => {
@@ -184,5 +246,6 @@ export class Ingest {
     } catch (err) {
       this.log.error({ err }, "could not save read positions and events");
     }
+    if (this.pendingEvents > 0 && !this.timer) this.timer = setTimeout(() => this.flush(), this.nextFlushMs);
   }
 }

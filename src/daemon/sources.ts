@@ -8,6 +8,7 @@ import type { Logger } from "../core/logger.js";
 import { AmiSource } from "../sources/ami.js";
 import { fileTailFromConfig } from "../sources/file-tail.js";
 import { journaldFromConfig } from "../sources/journald.js";
+import type { SkipLine } from "../sources/line-splitter.js";
 import { decodePosition, encodePosition, type OffsetStore } from "../sources/offsets.js";
 import type { Source } from "../sources/types.js";
 import type { Store } from "../store/types.js";
@@ -42,7 +43,11 @@ export function hasConfiguredSources(cfg: Config): boolean {
   return s.files.length + s.journald.length + s.ami.length > 0;
 }
 
-export function buildSources(cfg: Config, store: Store, log: Logger): BuiltSources {
+/** Byte-level "no event in this line" test for a file source of the given format. */
+export type SkipLineFor = (format: FileSourceFormat) => SkipLine;
+type FileSourceFormat = Config["sources"]["files"][number]["format"];
+
+export function buildSources(cfg: Config, store: Store, log: Logger, skipLineFor?: SkipLineFor): BuiltSources {
   const offsets = offsetsFromStore(store);
   const sources: Source[] = [];
   const watching: string[] = [];
@@ -55,7 +60,13 @@ export function buildSources(cfg: Config, store: Store, log: Logger): BuiltSourc
     }
   }
   for (const f of files) {
-    sources.push(fileTailFromConfig(f, { offsets, logger: log.child({ source: `file:${f.path}` }) }));
+    sources.push(
+      fileTailFromConfig(f, {
+        offsets,
+        logger: log.child({ source: `file:${f.path}` }),
+        ...(skipLineFor && { skipLine: skipLineFor(f.format) }),
+      }),
+    );
     watching.push(`${f.path} (${f.format}${existsSync(f.path) || /[*?[]/.test(f.path) ? "" : ", not there yet"})`);
   }
   for (const a of cfg.sources.ami) {

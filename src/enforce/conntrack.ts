@@ -64,7 +64,14 @@ export function flowAddresses(listing: string): string[] {
 }
 
 /** From this many queued flushes on, one listing first decides which are needed. */
-const BULK_AT = 8;
+const BULK_AT = 4;
+/**
+ * After a bulk round, wait this long for more bans to queue before the next one: during a burst
+ * of bans each round then covers ~100 ms of bans with one listing, instead of one or two
+ * `conntrack` processes per ban (every spawn also costs the daemon's own thread a moment).
+ * Set entries already stop new packets; this only delays the end of established flows.
+ */
+const COALESCE_MS = 100;
 
 export class ConntrackFlusher {
   private readonly queue: Target[] = [];
@@ -93,9 +100,12 @@ export class ConntrackFlusher {
   }
 
   private async work(): Promise<void> {
+    let bulk = false;
     try {
       while (this.queue.length > 0) {
-        if (this.queue.length >= BULK_AT) {
+        if (bulk) await new Promise((r) => setTimeout(r, COALESCE_MS));
+        bulk = this.queue.length >= BULK_AT;
+        if (bulk) {
           // A burst: one listing tells which addresses have flows at all, so that only those
           // pay for a delete (each delete walks the whole table).
           const batch = this.queue.splice(0);

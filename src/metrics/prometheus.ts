@@ -265,7 +265,8 @@ export class PrometheusMetrics {
   }
 
   record(r: RawRecord): void {
-    this.source(r.source).records++;
+    // A marker record stands for `skipped` lines read and skipped on their bytes.
+    this.source(r.source).records += r.skipped ?? 1;
   }
 
   event(e: SecurityEvent, r: RawRecord): void {

@@ -33,7 +33,7 @@ import {
   readHead,
   statOrNull,
 } from "./file-identity.js";
-import { LineSplitter } from "./line-splitter.js";
+import { LineSplitter, type SkipLine } from "./line-splitter.js";
 import { type FilePosition, filePositionPrefix, HEAD_BYTES, type OffsetStore } from "./offsets.js";
 import type { Emit, RawRecord } from "./types.js";
 
@@ -49,6 +49,8 @@ export interface FollowerOptions {
   /** Where the first open starts when no position is stored; later opens start at 0. */
   readonly initial: "start" | "end";
   readonly emit: Emit;
+  /** Lines this says yes to (on their raw bytes) are not decoded nor emitted, only counted. */
+  readonly skipLine?: SkipLine;
   readonly logger: Logger;
   readonly now: () => number;
   readonly signal: AbortSignal;
@@ -358,6 +360,18 @@ export class FileFollower {
             received: this.#o.now(),
             position: c.prefix + end,
           }),
+        ...(this.#o.skipLine && {
+          skip: this.#o.skipLine,
+          onSkipped: (count: number, end: number) =>
+            this.#o.emit({
+              text: "",
+              skipped: count,
+              source: this.#o.key,
+              format: this.#o.format,
+              received: this.#o.now(),
+              ...(end >= 0 && { position: c.prefix + end }),
+            }),
+        }),
         onOverflow: (start) =>
           this.#o.logger.warn(
             { file: this.path, offset: start, maxLineBytes: this.#o.maxLineBytes },

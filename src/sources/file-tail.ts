@@ -37,6 +37,7 @@ import { type Logger, NULL_LOGGER } from "../core/supervisor.js";
 import { FileFollower } from "./file-follower.js";
 import { type Head, headMatches, isMissing, statOrNull } from "./file-identity.js";
 import { compilePattern, type PathPattern } from "./glob-watch.js";
+import type { SkipLine } from "./line-splitter.js";
 import { MemoryOffsetStore, type OffsetStore } from "./offsets.js";
 import type { Emit, RawRecord, Source, SourceStatus } from "./types.js";
 
@@ -57,12 +58,19 @@ export interface FileTailOptions {
   readonly watch?: boolean;
   /** Read size; one buffer of this size is reused per followed file. */
   readonly chunkBytes?: number;
+  /**
+   * Lines this says yes to, on their raw bytes, are counted and not emitted (see
+   * RawRecord.skipped). The daemon passes the parsers' byte-level router.
+   */
+  readonly skipLine?: SkipLine;
   readonly logger?: Logger;
   /** Clock for `RawRecord.received`. */
   readonly now?: () => number;
 }
 
-const DEFAULTS = { maxLineBytes: 16_384, pollMs: 500, chunkBytes: 64 * 1024 };
+// 1 MiB reads: a burst of a million lines is read in ~140 reads instead of ~2,000 (each read is
+// followed by a check of the file's head).
+const DEFAULTS = { maxLineBytes: 16_384, pollMs: 500, chunkBytes: 1024 * 1024 };
 
 export class FileTail implements Source {
   readonly id: string;
@@ -106,7 +114,7 @@ export class FileTail implements Source {
 /** Build a file source from one `sources.files[]` entry. */
 export function fileTailFromConfig(
   cfg: FileSourceConfig,
-  deps: { offsets: OffsetStore; logger?: Logger; pollMs?: number },
+  deps: { offsets: OffsetStore; logger?: Logger; pollMs?: number; skipLine?: SkipLine },
 ): FileTail {
   return new FileTail({
     paths: [cfg.path],
@@ -116,6 +124,7 @@ export function fileTailFromConfig(
     offsets: deps.offsets,
     ...(deps.logger && { logger: deps.logger }),
     ...(deps.pollMs !== undefined && { pollMs: deps.pollMs }),
+    ...(deps.skipLine && { skipLine: deps.skipLine }),
   });
 }
 
@@ -192,6 +201,7 @@ class TailRun {
       offsets: this.#offsets,
       initial,
       emit: this.#emit,
+      ...(this.#o.skipLine && { skipLine: this.#o.skipLine }),
       logger: this.#logger,
       now: this.#o.now ?? Date.now,
       signal: this.#signal,

@@ -10,6 +10,9 @@
  *   `maxLineBytes` bytes are ever buffered: past that the splitter discards bytes until the next
  *   newline and resynchronises there.
  * - Empty lines produce no callback (they can hold no event) but still advance the offsets.
+ * - With `skip`, a line it says yes to (judged on its raw bytes) is not decoded: it is counted,
+ *   and at the end of each `push` the count and, when such a line was the last one, the offset
+ *   after it go to `onSkipped`, so that positions still advance past skipped lines.
  */
 
 /** Receives each complete line and the file offset just after its newline. */
@@ -18,11 +21,22 @@ export type LineHandler = (text: string, end: number) => void;
 /** Told about a line that was dropped for being too long, by the offset where it starts. */
 export type OverflowHandler = (start: number) => void;
 
+/** A byte-level test that a line certainly holds no event; `end` excludes the newline. */
+export type SkipLine = (buf: Uint8Array, start: number, end: number) => boolean;
+
+/**
+ * Told, once per `push`, how many lines were skipped in it, and the offset after the last line
+ * when that one was skipped (else -1: a delivered line already carries a later offset).
+ */
+export type SkippedHandler = (count: number, end: number) => void;
+
 export interface LineSplitterOptions {
   /** Longest line (in bytes, without the line terminator) that is delivered. */
   readonly maxLineBytes: number;
   readonly onLine: LineHandler;
   readonly onOverflow: OverflowHandler;
+  readonly skip?: SkipLine;
+  readonly onSkipped?: SkippedHandler;
 }
 
 const LF = 10;
@@ -32,6 +46,10 @@ export class LineSplitter {
   readonly #max: number;
   readonly #onLine: LineHandler;
   readonly #onOverflow: OverflowHandler;
+  readonly #skip: SkipLine | null;
+  readonly #onSkipped: SkippedHandler | null;
+  #skipped = 0;
+  #skippedEnd = -1;
   /** One spare byte so that a line of exactly `max` bytes followed by `\r` still fits. */
   readonly #carry: Buffer;
   #carryLen = 0;
@@ -43,6 +61,8 @@ export class LineSplitter {
     this.#max = opts.maxLineBytes;
     this.#onLine = opts.onLine;
     this.#onOverflow = opts.onOverflow;
+    this.#skip = opts.skip && opts.onSkipped ? opts.skip : null;
+    this.#onSkipped = opts.onSkipped ?? null;
     this.#carry = Buffer.allocUnsafe(opts.maxLineBytes + 1);
     this.#lineStart = offset;
     this.#readPos = offset;
@@ -90,6 +110,13 @@ export class LineSplitter {
       i = nl + 1;
     }
     this.#readPos = base + n;
+    if (this.#skipped > 0) {
+      const count = this.#skipped;
+      const end = this.#skippedEnd;
+      this.#skipped = 0;
+      this.#skippedEnd = -1;
+      this.#onSkipped!(count, end);
+    }
   }
 
   /** Deliver the partial last line, if any, as if a newline followed it. */
@@ -121,6 +148,8 @@ export class LineSplitter {
 
   /** `view[i, nl)` ends the current line; `end` is the offset after its newline. */
   #finishLine(view: Buffer, i: number, nl: number, end: number): void {
+    let skipped = false;
+    let delivered = false;
     if (this.#skipping) {
       this.#skipping = false;
     } else if (this.#carryLen === 0) {
@@ -128,7 +157,13 @@ export class LineSplitter {
       if (e > i && view[e - 1] === CR) e--;
       const len = e - i;
       if (len > this.#max) this.#onOverflow(this.#lineStart);
-      else if (len > 0) this.#onLine(view.toString("utf8", i, e), end);
+      else if (len > 0) {
+        if (this.#skip?.(view, i, e)) skipped = true;
+        else {
+          delivered = true;
+          this.#onLine(view.toString("utf8", i, e), end);
+        }
+      }
     } else {
       const total = this.#carryLen + (nl - i);
       if (total > this.#max + 1) {
@@ -138,9 +173,19 @@ export class LineSplitter {
         let e = total;
         if (this.#carry[e - 1] === CR) e--;
         if (e > this.#max) this.#onOverflow(this.#lineStart);
-        else if (e > 0) this.#onLine(this.#carry.toString("utf8", 0, e), end);
+        else if (e > 0) {
+          delivered = true;
+          this.#onLine(this.#carry.toString("utf8", 0, e), end);
+        }
       }
     }
+    // A delivered line carries its own position, which covers every line before it. After a
+    // skipped line, lines that yield no record (empty, over-long) move the pending position on.
+    if (skipped) {
+      this.#skipped++;
+      this.#skippedEnd = end;
+    } else if (delivered) this.#skippedEnd = -1;
+    else if (this.#skippedEnd >= 0) this.#skippedEnd = end;
     this.#carryLen = 0;
     this.#lineStart = end;
   }

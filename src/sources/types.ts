@@ -14,6 +14,12 @@ export interface RawRecord {
   readonly received: number;
   /** An opaque resume position (file offset, journald cursor) to persist once the record is processed. */
   readonly position?: string;
+  /**
+   * Set on a marker record (its `text` is empty and is not a line): this many lines were read
+   * and skipped on their raw bytes, because they certainly hold no event (an Asterisk VERBOSE
+   * line, say). `position`, when present, is just past them.
+   */
+  readonly skipped?: number;
 }
 
 export type Emit = (record: RawRecord) => void;

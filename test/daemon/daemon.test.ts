@@ -98,9 +98,16 @@ describe("daemon", { timeout: 180_000 }, () => {
     let d = await start(dir, log);
     // Every line from a different address: no bans, so every line is exactly one stored event.
     let n = 0;
+    // VERBOSE lines in between are skipped on their bytes (never decoded): their positions
+    // must still be committed, and never behind a line already read.
+    const verbose = (i: number) =>
+      `[${new Date().toISOString().slice(0, 19).replace("T", " ")}] VERBOSE[4011][C-0000000${i % 10}] pbx.c: Executing [200@from-internal:1] Dial("PJSIP/200-0000${i}")`;
     const append = (k: number) => {
       let s = "";
-      for (let i = 0; i < k; i++, n++) s += pjsipFailure(`192.0.2.${1 + (n % 250)}`, n) + "\n";
+      for (let i = 0; i < k; i++, n++) {
+        s += pjsipFailure(`192.0.2.${1 + (n % 250)}`, n) + "\n";
+        if (n % 3 !== 0) s += `${verbose(n)}\n${verbose(n + 1)}\n`;
+      }
       appendFileSync(log, s);
     };
     for (let round = 0; round < 3; round++) {

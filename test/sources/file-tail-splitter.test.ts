@@ -111,6 +111,57 @@ describe("line splitter", () => {
   });
 });
 
+describe("line splitter with a byte-level skip test", () => {
+  const skip = (b: Uint8Array, st: number, e: number) => e > st && b[st] === 0x56; /* 'V' */
+  it("delivers the lines it does not skip, counts the others and never moves a position back (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom("V skip me", "keep", "Vx", "k", "", "keep\r", "VVV"), { maxLength: 50 }),
+        fc.integer({ min: 1, max: 17 }),
+        (parts, cut) => {
+          const bytes = Buffer.from(parts.map((p) => `${p}\n`).join(""));
+          const ref = reference(bytes, 64);
+          const want = ref.lines.filter(([t]) => !t.startsWith("V"));
+          const lines: [string, number][] = [];
+          let skipped = 0;
+          // Every position the consumer would commit, in order: it must never decrease, and
+          // the last one must be the end of the last line (delivered or skipped).
+          const committed: number[] = [];
+          const s = new LineSplitter({
+            maxLineBytes: 64,
+            onLine: (t, e) => {
+              lines.push([t, e]);
+              committed.push(e);
+            },
+            onOverflow: () => {},
+            skip,
+            onSkipped: (n, e) => {
+              skipped += n;
+              if (e >= 0) committed.push(e);
+            },
+          });
+          for (let i = 0; i < bytes.length; i += cut) s.push(bytes, i, Math.min(bytes.length, i + cut));
+          // A line that arrives in pieces goes through the carry and is delivered, not skipped
+          // (the parser then rejects it): every line is either delivered or counted, once.
+          assert.deepEqual(
+            lines.filter(([t]) => !t.startsWith("V")),
+            want,
+          );
+          assert.equal(lines.length + skipped, ref.lines.length);
+          if (cut >= bytes.length) assert.deepEqual(lines, want);
+          for (let i = 1; i < committed.length; i++) assert.ok(committed[i]! > committed[i - 1]!, "position went back");
+          const lastNonEmpty = ref.lines.at(-1);
+          if (lastNonEmpty && cut >= bytes.length) {
+            // Past the last line that holds anything (and past empty lines after a skipped one).
+            assert.ok(committed.at(-1)! >= lastNonEmpty[1] && committed.at(-1)! <= bytes.length);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});
+
 describe("positions", () => {
   it("encode and decode both kinds", () => {
     const file: Position = {

@@ -62,6 +62,40 @@ describe("file tail: reading", () => {
     assert.deepEqual(t2.texts(), ["a3", "a4", "a5", "a6"]);
   });
 
+  it("with a skip test, skipped lines are only counted and their position is still committed", async () => {
+    const p = join(dir, "full");
+    writeFileSync(p, "keep 0\nV 1\nkeep 2\nV 3\nV 4\n");
+    const offsets = new MemoryOffsetStore();
+    const skipLine = (b: Uint8Array, st: number, e: number) => e > st && b[st] === 0x56; /* 'V' */
+    const t = start({ paths: [p], fromStart: true, offsets, skipLine });
+    await waitUntil(() => t.records.some((r) => r.skipped !== undefined && r.position !== undefined), "a marker");
+    assert.deepEqual(
+      t.records.filter((r) => r.skipped === undefined).map((r) => r.text),
+      ["keep 0", "keep 2"],
+    );
+    const markers = t.records.filter((r) => r.skipped !== undefined);
+    assert.equal(
+      markers.reduce((n, r) => n + r.skipped!, 0),
+      3,
+    );
+    assert.ok(markers.every((r) => r.text === ""));
+    // The last marker's position is the end of the file: acknowledging every record in order
+    // commits it, so a restart reads only what is appended after.
+    const last = decodePosition(t.records.at(-1)!.position!);
+    assert.ok(last?.kind === "file");
+    assert.equal(last.offset, statSync(p).size);
+    for (const r of t.records) if (r.position !== undefined) acknowledge(offsets, r);
+    await t.stop();
+    appendFileSync(p, "V 5\nkeep 6\n");
+    const t2 = start({ paths: [p], fromStart: true, offsets, skipLine });
+    await t2.waitCount(1);
+    await sleep(150);
+    assert.deepEqual(
+      t2.records.filter((r) => r.skipped === undefined).map((r) => r.text),
+      ["keep 6"],
+    );
+  });
+
   it("remembers a first run at the end, so lines written while stopped are read", async () => {
     const p = join(dir, "full");
     writeFileSync(p, "before\n");
