@@ -42,6 +42,23 @@ interface CompiledRule {
 }
 
 const NONE: readonly Decision[] = Object.freeze([]);
+
+/**
+ * Filter results for one (kind, server, service, pattern) without a User-Agent: every filter
+ * field but the User-Agent is one of those four, so the results are fixed for them. Parsers
+ * emit a few dozen such combinations, so each event pays one small lookup instead of running
+ * every filter of its kind.
+ */
+interface MatchEntry {
+  readonly kind: string;
+  readonly server: string;
+  readonly service: string;
+  /** MatchResult per rule of the kind's list, in list order. */
+  readonly results: Uint8Array;
+}
+/** Bounds on the cache (patterns, and entries per pattern); past them filters just run. */
+const MATCH_CACHE_PATTERNS = 1024;
+const MATCH_CACHE_PER_PATTERN = 16;
 /** Attacker-controlled key parts are cut to this length. */
 const MAX_PART = 64;
 
@@ -107,6 +124,7 @@ export class DetectionEngine {
   private readonly byKind: Record<string, CompiledRule[]> = Object.create(null);
   private readonly dedup: Dedup;
   private readonly bans: ActiveBans;
+  private readonly matchCache = new Map<string, MatchEntry[]>();
   private readonly onSuppressed: ((d: Decision) => void) | undefined;
   private readonly st = {
     events: 0,
@@ -167,6 +185,7 @@ export class DetectionEngine {
     st.attacks++;
     const list = this.byKind[e.kind];
     if (list === undefined || list.length === 0) return NONE;
+    const cached = e.userAgent === undefined || e.userAgent === "" ? this.cachedMatches(e, list) : null;
     const ip = e.remote.address;
     const target = this.policy.targetOf(ip);
     const th = keyHash(target);
@@ -176,7 +195,7 @@ export class DetectionEngine {
     let out: Decision[] | null = null;
     for (let i = 0; i < list.length; i++) {
       const r = list[i]!;
-      const m = r.match(e);
+      const m = cached !== null ? (cached[i] as MatchResult) : r.match(e);
       if (m !== MATCH) {
         if (m === AGENT_ALLOWED) st.agentAllowed++;
         continue;
@@ -207,6 +226,26 @@ export class DetectionEngine {
       }
     }
     return out ?? NONE;
+  }
+
+  /** The filter results of `list` for `e` (which has no User-Agent), or null when not cacheable. */
+  private cachedMatches(e: AttackEvent, list: readonly CompiledRule[]): Uint8Array | null {
+    let entries = this.matchCache.get(e.pattern);
+    if (entries !== undefined) {
+      for (let i = 0; i < entries.length; i++) {
+        const x = entries[i]!;
+        if (x.kind === e.kind && x.service === e.service && x.server === e.server) return x.results;
+      }
+      if (entries.length >= MATCH_CACHE_PER_PATTERN) return null;
+    } else {
+      if (this.matchCache.size >= MATCH_CACHE_PATTERNS) return null;
+      entries = [];
+      this.matchCache.set(e.pattern, entries);
+    }
+    const results = new Uint8Array(list.length);
+    for (let i = 0; i < list.length; i++) results[i] = list[i]!.match(e);
+    entries.push({ kind: e.kind, server: e.server, service: e.service, results });
+    return results;
   }
 
   private decide(
