@@ -45,6 +45,8 @@ export interface FollowerOptions {
   readonly format: RawRecord["format"];
   readonly maxLineBytes: number;
   readonly chunkBytes: number;
+  /** Read size while catching up (a read filled `chunkBytes`). */
+  readonly backlogChunkBytes: number;
   readonly offsets: OffsetStore;
   /** Where the first open starts when no position is stored; later opens start at 0. */
   readonly initial: "start" | "end";
@@ -81,6 +83,13 @@ export class FileFollower {
   readonly path: string;
   readonly #o: FollowerOptions;
   readonly #buf: Buffer;
+  /**
+   * Backlog reads: once a read fills `#buf`, reads use this larger buffer until one comes back
+   * short. A burst is then read in a few large reads, while single appended lines keep small
+   * reads (1 MiB reads for every line made the latency tail several times longer).
+   */
+  #big: Buffer | null = null;
+  #backlog = false;
   readonly #scratch = Buffer.allocUnsafe(HEAD_BYTES);
   #cur: OpenFile | null = null;
   /** dev:ino of every file finished in this run: never read twice, never a successor. */
@@ -201,14 +210,16 @@ export class FileFollower {
     for (;;) {
       if (this.#o.signal.aborted || this.#closed) return true;
       const at = c.splitter.readPos;
-      const { bytesRead } = await c.fh.read(this.#buf, 0, this.#buf.length, at);
+      const buf = this.#backlog ? (this.#big ??= Buffer.allocUnsafe(this.#o.backlogChunkBytes)) : this.#buf;
+      const { bytesRead } = await c.fh.read(buf, 0, buf.length, at);
+      this.#backlog = bytesRead === buf.length && this.#o.backlogChunkBytes > this.#buf.length;
       if (bytesRead === 0) return true;
       if (!(await headMatches(c.fh, c.head, this.#scratch))) return false;
       if (c.head.len < HEAD_BYTES && at === c.head.len) {
-        const len = c.head.len + this.#buf.copy(c.headBuf, c.head.len, 0, Math.min(bytesRead, HEAD_BYTES - c.head.len));
+        const len = c.head.len + buf.copy(c.headBuf, c.head.len, 0, Math.min(bytesRead, HEAD_BYTES - c.head.len));
         this.#setHead(c, { len, hash: hashHead(c.headBuf, len) });
       }
-      c.splitter.push(this.#buf, 0, bytesRead);
+      c.splitter.push(buf, 0, bytesRead);
     }
   }
 
