@@ -210,7 +210,8 @@ export class FileFollower {
     for (;;) {
       if (this.#o.signal.aborted || this.#closed) return true;
       const at = c.splitter.readPos;
-      const buf = this.#backlog ? (this.#big ??= Buffer.allocUnsafe(this.#o.backlogChunkBytes)) : this.#buf;
+      if (this.#backlog && this.#big === null) this.#big = Buffer.allocUnsafe(this.#o.backlogChunkBytes);
+      const buf = this.#backlog && this.#big !== null ? this.#big : this.#buf;
       const { bytesRead } = await c.fh.read(buf, 0, buf.length, at);
       this.#backlog = bytesRead === buf.length && this.#o.backlogChunkBytes > this.#buf.length;
       if (bytesRead === 0) return true;
