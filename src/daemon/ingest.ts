@@ -105,8 +105,8 @@ export class Ingest {
    */
   skipLine(format: RawRecord["format"], buf: Uint8Array, start: number, end: number): boolean {
     if (format === "ami") return false;
-    const route = (this.parserFor(format) as LineClassifier).route;
-    return route !== undefined && route(buf, start, end) === ROUTE_SKIP;
+    const classifier = this.parserFor(format) as LineClassifier;
+    return classifier.route !== undefined && classifier.route(buf, start, end) === ROUTE_SKIP;
   }
 
   /** Processes one record. Never throws: a bad record is logged and skipped. */

@@ -3,7 +3,7 @@
  * parsers. Addresses are only ever validated here through core/address.ts; names are never
  * resolved (a host name where an IP belongs makes the line yield nothing).
  */
-import { normalizeIp, normalizeIpAt } from "../core/address.js";
+import { normalizeIpAt } from "../core/address.js";
 import type { AttackKind, InfoKind, Remote, SecurityEvent, Transport } from "../core/events.js";
 import { transportFromName } from "../core/events.js";
 import { ASTERISK_SECURITY_EVENTS } from "./asterisk-security-events.js";
@@ -184,9 +184,6 @@ export function atMostTwo(line: string, needle: string, from = 0): number {
   return line.indexOf(needle, a + needle.length) < 0 ? 1 : 2;
 }
 
-/** normalizeIp (which memoises IPv6 itself: attackers repeat their address on every line). */
-export const normIp = normalizeIp;
-
 /** A decimal port 0–65535 in text[from, to) (1–5 digits), else -1. */
 function portIn(text: string, from: number, to: number): number {
   const n = to - from;
@@ -200,12 +197,7 @@ function portIn(text: string, from: number, to: number): number {
   return v <= 65535 ? v : -1;
 }
 
-function remoteOf(host: string, port: number | undefined, transport: Transport | undefined): Remote | null {
-  const ip = normIp(host);
-  return ip ? { address: ip, port, transport } : null;
-}
-
-/** remoteOf for the host in line[from, to), without slicing it out first. */
+/** The host in line[from, to) as a Remote (IPv4 read in place; normalizeIpAt memoises IPv6). */
 function remoteAt(
   line: string,
   from: number,
@@ -258,7 +250,7 @@ export function hostPort(text: string, bareV6HasPort: boolean, transport?: Trans
 
 /** The address with nothing but an IP literal (no port), or null. */
 export function bareIp(text: string): Remote | null {
-  return remoteOf(text, undefined, undefined);
+  return remoteAt(text, 0, text.length, undefined, undefined);
 }
 
 /** The transport segment of a security event address (UDP, TCP, TLS, WS, WSS) in s[from, to). */
