@@ -4,11 +4,33 @@
  * large chunk, and only the lines it hits are decoded (as UTF-8) and parsed. Newlines are
  * counted with Buffer.indexOf, which is memchr-fast.
  */
+import { isAscii } from "node:buffer";
 import { closeSync, openSync, readSync } from "node:fs";
 import { SipwardenError } from "../core/errors.js";
 import { type LineRouter, ROUTE_DIRECT, ROUTE_NEEDLES, ROUTE_SKIP } from "../parsers/types.js";
 
 const CHUNK = 4 << 20;
+
+/**
+ * Buffer's own per-encoding decoders (what `toString(encoding, s, e)` calls after resolving the
+ * encoding name): undocumented but present in every Node release; used when they exist, since
+ * the wrapper costs as much as the decoding of a short line.
+ */
+interface SliceMethods {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+}
+const proto = Buffer.prototype as unknown as Partial<SliceMethods>;
+const DIRECT_SLICE = typeof proto.latin1Slice === "function" && typeof proto.utf8Slice === "function";
+
+/** buf[s, e) as text: latin1 when the caller knows the bytes are ASCII (same string, cheaper). */
+function decode(buf: Buffer, s: number, e: number, ascii: boolean): string {
+  if (DIRECT_SLICE) {
+    const b = buf as unknown as SliceMethods;
+    return ascii ? b.latin1Slice(s, e) : b.utf8Slice(s, e);
+  }
+  return buf.toString(ascii ? "latin1" : "utf8", s, e);
+}
 
 /**
  * Called for each candidate line (or every line when no prefilter applies). `lineNo` is 1-based;
@@ -174,6 +196,8 @@ export class ChunkScanner {
     const st = this.stats;
     const max = this.maxLine;
     const sink = this.sink;
+    // Pure ASCII (nearly every log): latin1 decoding gives the same string as UTF-8, cheaper.
+    const ascii = isAscii(buf.subarray(start, stop));
     let n = base;
     let i = start;
     while (i < stop) {
@@ -183,7 +207,8 @@ export class ChunkScanner {
       if (r !== ROUTE_SKIP) {
         if (nl - i > max) st.skippedLong++;
         else {
-          const line = buf.toString("utf8", i, nl > i && buf[nl - 1] === 13 ? nl - 1 : nl);
+          const e = nl > i && buf[nl - 1] === 13 ? nl - 1 : nl;
+          const line = decode(buf, i, e, ascii);
           if (r === ROUTE_DIRECT) {
             st.candidates++;
             sink(line, n, true);

@@ -60,23 +60,57 @@ export interface TestReportJson {
   linesPerSecond: number;
 }
 
-interface AddrState {
-  events: number;
-  /** Events per kind, by the kind's index in EVENT_KINDS. */
-  kinds: Uint32Array;
-  /** The first MAX_ACCOUNTS distinct account names. */
-  names: string[];
-  /** Hashes of the distinct account names, created on the first account seen. */
-  seen: Set<number> | null;
+/**
+ * Distinct (address, account hash) pairs, for all addresses in one open-addressing table of two
+ * Int32Arrays: one probe per event instead of a Set per address. Grows at half load.
+ */
+class PairSet {
+  private addr = new Int32Array(1024).fill(-1);
+  private hash = new Int32Array(1024);
+  private size = 0;
+
+  /** Adds (a, h); true when the pair is new. */
+  add(a: number, h: number): boolean {
+    const mask = this.addr.length - 1;
+    let i = (Math.imul(a, 0x9e3779b1) ^ h) & mask;
+    for (;;) {
+      const x = this.addr[i]!;
+      if (x === -1) break;
+      if (x === a && this.hash[i] === h) return false;
+      i = (i + 1) & mask;
+    }
+    this.addr[i] = a;
+    this.hash[i] = h;
+    if (++this.size * 2 > this.addr.length) this.grow();
+    return true;
+  }
+
+  private grow(): void {
+    const oldA = this.addr;
+    const oldH = this.hash;
+    this.addr = new Int32Array(oldA.length * 2).fill(-1);
+    this.hash = new Int32Array(oldA.length * 2);
+    this.size = 0;
+    for (let i = 0; i < oldA.length; i++) if (oldA[i] !== -1) this.add(oldA[i]!, oldH[i]!);
+  }
 }
 
-function bump<K>(m: Map<K, number>, k: K): void {
-  m.set(k, (m.get(k) ?? 0) + 1);
+/** Per-event counters by pattern: one Map lookup per event. */
+interface Counter {
+  n: number;
 }
 
-function kindsOf(counts: Uint32Array): Partial<Record<EventKind, number>> {
+const KINDS = EVENT_KINDS.length;
+
+function grow(x: Uint32Array, n: number): Uint32Array<ArrayBuffer> {
+  const y = new Uint32Array(n);
+  y.set(x);
+  return y;
+}
+
+function kindsOf(counts: Uint32Array, from: number): Partial<Record<EventKind, number>> {
   const out: Partial<Record<EventKind, number>> = {};
-  for (let i = 0; i < counts.length; i++) if (counts[i]! > 0) out[EVENT_KINDS[i]!] = counts[i]!;
+  for (let i = 0; i < KINDS; i++) if (counts[from + i]! > 0) out[EVENT_KINDS[i]!] = counts[from + i]!;
   return out;
 }
 
@@ -88,23 +122,36 @@ export class TestReport {
   hostile = 0;
   readonly files: string[] = [];
   readonly hostileLines: HostileLine[] = [];
-  // Maps, not objects: dynamic string keys on hot paths send objects into dictionary mode.
-  private readonly kinds = new Map<EventKind, number>();
-  private readonly patterns = new Map<string, number>();
-  private readonly addrs = new Map<string, AddrState>();
+  private readonly kinds = new Uint32Array(KINDS);
+  // A Map, not an object: dynamic string keys on hot paths send objects into dictionary mode.
+  private readonly patterns = new Map<string, Counter>();
+  // Addresses are numbered in order of appearance; their counters live in flat arrays.
+  private readonly addrIndex = new Map<string, number>();
+  private readonly ips: string[] = [];
+  private addrEvents = new Uint32Array(1024);
+  private addrKinds = new Uint32Array(1024 * KINDS);
+  private accountCounts = new Uint32Array(1024);
+  /** The first MAX_ACCOUNTS distinct account names per address. */
+  private readonly names: string[][] = [];
+  private readonly pairs = new PairSet();
 
   get byKind(): Partial<Record<EventKind, number>> {
-    return Object.fromEntries(this.kinds) as Partial<Record<EventKind, number>>;
+    return kindsOf(this.kinds, 0);
   }
 
   get byPattern(): Record<string, number> {
-    return Object.fromEntries(this.patterns);
+    const out: Record<string, number> = {};
+    for (const [p, c] of this.patterns) out[p] = c.n;
+    return out;
   }
 
   add(ev: SecurityEvent, file: string, lineNo: number): void {
     this.events++;
-    bump(this.kinds, ev.kind);
-    bump(this.patterns, ev.pattern);
+    const k = KIND_INDEX.get(ev.kind) ?? 0;
+    this.kinds[k]!++;
+    const pc = this.patterns.get(ev.pattern);
+    if (pc === undefined) this.patterns.set(ev.pattern, { n: 1 });
+    else pc.n++;
     if (ev.kind === "hostile") {
       this.hostile++;
       if (this.hostileLines.length < MAX_HOSTILE)
@@ -118,38 +165,50 @@ export class TestReport {
       return;
     }
     const ip = ev.remote.address;
-    let a = this.addrs.get(ip);
-    if (a === undefined) {
-      a = { events: 0, kinds: new Uint32Array(EVENT_KINDS.length), names: [], seen: null };
-      this.addrs.set(ip, a);
-    }
-    a.events++;
-    a.kinds[KIND_INDEX.get(ev.kind) ?? 0]!++;
+    let a = this.addrIndex.get(ip);
+    if (a === undefined) a = this.newAddress(ip);
+    this.addrEvents[a]!++;
+    this.addrKinds[a * KINDS + k]!++;
     const acc = ev.account;
-    if (acc !== undefined && acc !== "") {
-      const h = nameHash(acc);
-      if (a.seen === null) a.seen = new Set();
-      if (!a.seen.has(h) && a.seen.size < MAX_ACCOUNT_HASHES) {
-        a.seen.add(h);
-        if (a.names.length < MAX_ACCOUNTS) a.names.push(acc);
+    if (acc !== undefined && acc !== "" && this.accountCounts[a]! < MAX_ACCOUNT_HASHES) {
+      if (this.pairs.add(a, nameHash(acc))) {
+        this.accountCounts[a]!++;
+        const names = this.names[a]!;
+        if (names.length < MAX_ACCOUNTS) names.push(acc);
       }
     }
   }
 
+  private newAddress(ip: string): number {
+    const a = this.ips.length;
+    this.ips.push(ip);
+    this.names.push([]);
+    this.addrIndex.set(ip, a);
+    if (a === this.addrEvents.length) {
+      this.addrEvents = grow(this.addrEvents, a * 2);
+      this.accountCounts = grow(this.accountCounts, a * 2);
+      this.addrKinds = grow(this.addrKinds, a * 2 * KINDS);
+    }
+    return a;
+  }
+
   /** Addresses by event count, highest first (ties by address, for stable output). */
   addresses(limit = Number.POSITIVE_INFINITY): AddressSummary[] {
-    const all = [...this.addrs.entries()].sort((x, y) => y[1].events - x[1].events || (x[0] < y[0] ? -1 : 1));
-    return all.slice(0, limit).map(([ip, a]) => ({
-      ip,
-      events: a.events,
-      kinds: kindsOf(a.kinds),
-      accounts: a.names,
-      accountCount: a.seen?.size ?? 0,
+    const order = this.ips.map((_, i) => i);
+    const ev = this.addrEvents;
+    const ips = this.ips;
+    order.sort((x, y) => ev[y]! - ev[x]! || (ips[x]! < ips[y]! ? -1 : 1));
+    return order.slice(0, limit).map((a) => ({
+      ip: ips[a]!,
+      events: ev[a]!,
+      kinds: kindsOf(this.addrKinds, a * KINDS),
+      accounts: this.names[a]!,
+      accountCount: this.accountCounts[a]!,
     }));
   }
 
   get addressCount(): number {
-    return this.addrs.size;
+    return this.ips.length;
   }
 
   toJSON(elapsedMs: number, bans: BanSummary[] = [], suppressed = 0): TestReportJson {

@@ -6,27 +6,59 @@ import ipaddr from "ipaddr.js";
 
 /** The strict IPv4 syntax (v4Value below implements it by hand; a test holds the two equal). */
 export const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const V6_CHARS = /^[0-9A-Fa-f:.]+$/;
 
 /**
  * ipaddr.js parses an IPv6 literal in several microseconds; attackers repeat their addresses,
- * so the last few thousand results are kept. Cleared when full (bounded memory, no LRU bookkeeping).
+ * so the last few thousand results are kept, keyed by a hash of the literal's text computed in
+ * place (no slice, no regex on a hit) and checked character by character against the stored
+ * text. Cleared when full (bounded memory, no LRU bookkeeping).
  */
 const V6_CACHE_MAX = 4096;
-const v6Cache = new Map<string, string | null>();
+interface V6Entry {
+  readonly raw: string;
+  readonly out: string | null;
+}
+const v6Cache = new Map<number, V6Entry>();
 
 function normalizeV6(s: string): string | null {
-  const hit = v6Cache.get(s);
-  if (hit !== undefined) return hit;
-  let out: string | null;
   try {
     const a = ipaddr.IPv6.parse(s);
-    out = a.isIPv4MappedAddress() ? a.toIPv4Address().toString() : a.toString();
+    // ::ffff:0:0/96 read off the parts: isIPv4MappedAddress() matches every special range first.
+    const p = a.parts;
+    const mapped = p[0] === 0 && p[1] === 0 && p[2] === 0 && p[3] === 0 && p[4] === 0 && p[5] === 0xffff;
+    return mapped ? a.toIPv4Address().toString() : a.toString();
   } catch {
-    out = null;
+    return null;
   }
+}
+
+function sameText(raw: string, s: string, from: number, to: number): boolean {
+  if (raw.length !== to - from) return false;
+  for (let i = from; i < to; i++) if (raw.charCodeAt(i - from) !== s.charCodeAt(i)) return false;
+  return true;
+}
+
+/**
+ * s[from, to) as a normalised IPv6 (or IPv4-mapped → IPv4) literal, or null. Only the
+ * characters [0-9A-Fa-f:.] with at least one ":" get as far as ipaddr.js.
+ */
+function v6At(s: string, from: number, to: number): string | null {
+  let h = 0x811c9dc5;
+  let colon = false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 58) colon = true;
+    else if (!((c >= 48 && c <= 57) || c === 46 || (c >= 65 && c <= 70) || (c >= 97 && c <= 102))) return null;
+    h = Math.imul(h ^ c, 16777619);
+  }
+  if (!colon) return null;
+  const hit = v6Cache.get(h);
+  if (hit !== undefined && sameText(hit.raw, s, from, to)) return hit.out;
+  // A copy, not a slice: a slice would keep the whole line alive in the cache.
+  const raw = Buffer.from(s.slice(from, to), "latin1").toString("latin1");
+  const out = normalizeV6(raw);
   if (v6Cache.size >= V6_CACHE_MAX) v6Cache.clear();
-  v6Cache.set(s, out);
+  v6Cache.set(h, { raw, out });
   return out;
 }
 
@@ -96,9 +128,7 @@ export function normalizeIpAt(s: string, from: number, to: number): string | nul
   if (v4 >= 0) return internV4(v4);
   const n = to - from;
   if (n < 2 || n > 45) return null;
-  const t = from === 0 && to === s.length ? s : s.slice(from, to);
-  if (!V6_CHARS.test(t) || !t.includes(":")) return null;
-  return normalizeV6(t);
+  return v6At(s, from, to);
 }
 
 export function ipFamily(ip: string): 4 | 6 {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import ipaddr from "ipaddr.js";
 import { CidrList, normalizeCidr, normalizeIp, normalizeIpAt, splitHostPort, V4 } from "../../src/core/address.js";
 
 describe("normalizeIp", () => {
@@ -78,5 +79,30 @@ describe("normalizeIpAt (hand-written IPv4 check, interning)", () => {
     assert.equal(normalizeIpAt("1.2.3.4.5", 0, 9), null);
     assert.equal(normalizeIpAt("255.255.255.255", 0, 15), "255.255.255.255");
     assert.equal(normalizeIpAt("0.0.0.0", 0, 7), "0.0.0.0");
+  });
+  it("IPv6 read in place (memoised by text) equals ipaddr.js on the sliced text, across cache refills", () => {
+    const reference = (t: string): string | null => {
+      if (V4.test(t)) return t;
+      if (!/^[0-9A-Fa-f:.]+$/.test(t) || !t.includes(":") || !ipaddr.IPv6.isValid(t)) return null;
+      const a = ipaddr.IPv6.parse(t);
+      return a.isIPv4MappedAddress() ? a.toIPv4Address().toString() : a.toString();
+    };
+    const v6ish = fc.oneof(
+      fc.ipV6(),
+      fc.ipV6().map((s) => s.toUpperCase()),
+      fc.ipV4().map((s) => `::ffff:${s}`),
+      fc.stringMatching(/^[0-9a-fA-F:.]{2,20}$/),
+    );
+    // 6000 runs: more distinct literals than the cache holds, each looked up twice.
+    fc.assert(
+      fc.property(v6ish, fc.string({ maxLength: 4 }), (addr, pad) => {
+        const line = `${pad}'${addr}'${pad}`;
+        const from = pad.length + 1;
+        const want = reference(addr);
+        assert.equal(normalizeIpAt(line, from, from + addr.length), want, addr);
+        assert.equal(normalizeIpAt(`#${line}`, from + 1, from + 1 + addr.length), want, addr);
+      }),
+      { numRuns: 6000 },
+    );
   });
 });
