@@ -184,11 +184,14 @@ async function main(): Promise<void> {
 
   const parseOnly: PassResult[] = [];
   const full: PassResult[] = [];
-  const events: SecurityEvent[] = [];
   for (let r = 0; r < RUNS; r++) {
-    parseOnly.push(await pass(log, false, r === 0 ? events : undefined));
+    parseOnly.push(await pass(log, false));
     full.push(await pass(log, true));
   }
+  // The events for `observe()` alone are collected after the timed passes: 200,000 retained
+  // events (with their lines) would otherwise sit in the heap and slow every later pass's GC.
+  const events: SecurityEvent[] = [];
+  await pass(log, false, events);
   const p = best(parseOnly);
   const f = best(full);
 

@@ -61,37 +61,43 @@ export interface TestReportJson {
 }
 
 /**
- * Distinct (address, account hash) pairs, for all addresses in one open-addressing table of two
- * Int32Arrays: one probe per event instead of a Set per address. Grows at half load.
+ * Distinct (address, account hash) pairs, for all addresses in one open-addressing table: one
+ * probe per event instead of a Set per address. A pair is stored as the exact integer
+ * `address · 2³⁰ + hash + 1` in a Float64Array (0: empty), so a probe reads one slot. Grows at
+ * half load.
  */
 class PairSet {
-  private addr = new Int32Array(1024).fill(-1);
-  private hash = new Int32Array(1024);
+  private slots = new Float64Array(1 << 16);
   private size = 0;
 
-  /** Adds (a, h); true when the pair is new. */
+  /** Adds (a, h), h < 2³⁰; true when the pair is new. */
   add(a: number, h: number): boolean {
-    const mask = this.addr.length - 1;
+    const key = a * 1073741824 + h + 1;
+    const slots = this.slots;
+    const mask = slots.length - 1;
     let i = (Math.imul(a, 0x9e3779b1) ^ h) & mask;
-    for (;;) {
-      const x = this.addr[i]!;
-      if (x === -1) break;
-      if (x === a && this.hash[i] === h) return false;
+    for (let x = slots[i]!; x !== 0; x = slots[i]!) {
+      if (x === key) return false;
       i = (i + 1) & mask;
     }
-    this.addr[i] = a;
-    this.hash[i] = h;
-    if (++this.size * 2 > this.addr.length) this.grow();
+    slots[i] = key;
+    if (++this.size * 2 > slots.length) this.grow();
     return true;
   }
 
   private grow(): void {
-    const oldA = this.addr;
-    const oldH = this.hash;
-    this.addr = new Int32Array(oldA.length * 2).fill(-1);
-    this.hash = new Int32Array(oldA.length * 2);
-    this.size = 0;
-    for (let i = 0; i < oldA.length; i++) if (oldA[i] !== -1) this.add(oldA[i]!, oldH[i]!);
+    const old = this.slots;
+    const slots = new Float64Array(old.length * 2);
+    const mask = slots.length - 1;
+    for (let j = 0; j < old.length; j++) {
+      const key = old[j]!;
+      if (key === 0) continue;
+      const h = (key - 1) % 1073741824;
+      let i = (Math.imul((key - 1 - h) / 1073741824, 0x9e3779b1) ^ h) & mask;
+      while (slots[i] !== 0) i = (i + 1) & mask;
+      slots[i] = key;
+    }
+    this.slots = slots;
   }
 }
 

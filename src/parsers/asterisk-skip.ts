@@ -12,28 +12,39 @@
  */
 import { ROUTE_DIRECT, ROUTE_NEEDLES, ROUTE_SKIP, type Route } from "./types.js";
 
-const LEVELS: readonly Uint8Array[] = ["VERBOSE[", "DEBUG[", "TRACE[", "DTMF["].map((s) => Buffer.from(s, "latin1"));
-
-function startsWith(b: Uint8Array, i: number, end: number, word: Uint8Array): boolean {
+/** `word` (ASCII) at b[i…], wholly before `end`. */
+function wordAt(b: Uint8Array, i: number, end: number, word: string): boolean {
   if (i + word.length > end) return false;
-  for (let k = 0; k < word.length; k++) if (b[i + k] !== word[k]) return false;
+  for (let k = 0; k < word.length; k++) if (b[i + k] !== word.charCodeAt(k)) return false;
   return true;
-}
-
-function upper(c: number | undefined): boolean {
-  return c !== undefined && c >= 65 && c <= 90;
 }
 
 export function asteriskRoute(b: Uint8Array, start: number, end: number): Route {
   if (b[start] !== 0x5b /* [ */) return ROUTE_NEEDLES;
-  const lim = Math.min(end, start + 48);
-  let i = start + 1;
-  while (i < lim && b[i] !== 0x5d /* ] */) i++;
-  if (i >= lim || b[i + 1] !== 0x20) return ROUTE_NEEDLES;
+  // The closing bracket: first where the three common date formats put it (`%F %T`, `%b %e %T`,
+  // `%F %T.%3q`), else the first one within 48 bytes. (A "]" earlier than the one found at a
+  // fixed place means the text is no Asterisk date, and no other built-in format starts with
+  // "[": whichever is taken, no parser yields an event for such a line. A property test holds
+  // the router to that.)
+  let i: number;
+  if (b[start + 20] === 0x5d) i = start + 20;
+  else if (b[start + 16] === 0x5d) i = start + 16;
+  else if (b[start + 24] === 0x5d) i = start + 24;
+  else {
+    const lim = Math.min(end, start + 48);
+    i = start + 1;
+    while (i < lim && b[i] !== 0x5d) i++;
+    if (i >= lim) return ROUTE_NEEDLES;
+  }
+  if (b[i + 1] !== 0x20) return ROUTE_NEEDLES;
   i += 2;
   const c = b[i];
-  if (c === 0x56 /* V */ || c === 0x44 /* D */ || c === 0x54 /* T */) {
-    for (const w of LEVELS) if (c === w[0] && startsWith(b, i, end, w)) return ROUTE_SKIP;
+  if (c === 0x56 /* V */) {
+    if (wordAt(b, i, end, "VERBOSE[")) return ROUTE_SKIP;
+  } else if (c === 0x44 /* D */) {
+    if (wordAt(b, i, end, "DEBUG[") || wordAt(b, i, end, "DTMF[")) return ROUTE_SKIP;
+  } else if (c === 0x54 /* T */) {
+    if (wordAt(b, i, end, "TRACE[")) return ROUTE_SKIP;
   }
   // LEVEL: 4 to 10 upper-case letters, then `[` or ` [` (the lwp).
   let j = i;
@@ -42,6 +53,10 @@ export function asteriskRoute(b: Uint8Array, start: number, end: number): Route 
   if (n < 4 || n > 10) return ROUTE_NEEDLES;
   if (b[j] === 0x20) j++;
   return b[j] === 0x5b ? ROUTE_DIRECT : ROUTE_NEEDLES;
+}
+
+function upper(c: number | undefined): boolean {
+  return c !== undefined && c >= 65 && c <= 90;
 }
 
 /** True for the lines asteriskRoute skips. */
