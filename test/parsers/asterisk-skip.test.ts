@@ -49,7 +49,19 @@ describe("asteriskRoute: its answers never lose an event", () => {
     "May 4 09:01:02",
     "2024-05-14T10:21:07",
   ];
-  const levels = ["VERBOSE", "DEBUG", "TRACE", "DTMF", "NOTICE", "WARNING", "SECURITY", "ERROR", "VERBOSE ", "WARN", "x"];
+  const levels = [
+    "VERBOSE",
+    "DEBUG",
+    "TRACE",
+    "DTMF",
+    "NOTICE",
+    "WARNING",
+    "SECURITY",
+    "ERROR",
+    "VERBOSE ",
+    "WARN",
+    "x",
+  ];
   const bodies = [
     " failed for '198.51.100.7:5060' (callid: 1) - Failed to authenticate",
     "manager.c: 198.51.100.7 failed to authenticate as 'admin'",
@@ -73,12 +85,19 @@ describe("asteriskRoute: its answers never lose an event", () => {
     });
   it("SKIP: no parser yields an event; DIRECT: only the Asterisk parser can", () => {
     fc.assert(
-      fc.property(fc.oneof(line, fc.string({ maxLength: 60 }).map((s) => `[${s}`)), (l) => {
-        const b = Buffer.from(l);
-        const r = asteriskRoute(b, 0, b.length);
-        if (r === ROUTE_SKIP) for (const p of parsers) assert.equal(p.parse(l, ctx), null, `${p.server}: ${l}`);
-        if (r === ROUTE_DIRECT) for (const p of parsers.slice(1)) assert.equal(p.parse(l, ctx), null, `${p.server}: ${l}`);
-      }),
+      fc.property(
+        fc.oneof(
+          line,
+          fc.string({ maxLength: 60 }).map((s) => `[${s}`),
+        ),
+        (l) => {
+          const b = Buffer.from(l);
+          const r = asteriskRoute(b, 0, b.length);
+          if (r === ROUTE_SKIP) for (const p of parsers) assert.equal(p.parse(l, ctx), null, `${p.server}: ${l}`);
+          if (r === ROUTE_DIRECT)
+            for (const p of parsers.slice(1)) assert.equal(p.parse(l, ctx), null, `${p.server}: ${l}`);
+        },
+      ),
       { numRuns: 5000 },
     );
   });
