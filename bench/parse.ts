@@ -95,7 +95,12 @@ async function main(): Promise<void> {
     rep: SwReport;
   }
   const modes = [
-    { id: "parse", label: "`sipwarden test --no-rules` (read, parse, report)", args: ["--no-rules"], runs: [] as Run[] },
+    {
+      id: "parse",
+      label: "`sipwarden test --no-rules` (read, parse, report)",
+      args: ["--no-rules"],
+      runs: [] as Run[],
+    },
     { id: "rules", label: "`sipwarden test` (the 10 shipped rules replayed too)", args: [], runs: [] as Run[] },
   ];
   for (let i = 0; i < RUNS; i++) {

@@ -7,7 +7,7 @@
 import { isAscii } from "node:buffer";
 import { closeSync, openSync, readSync } from "node:fs";
 import { SipwardenError } from "../core/errors.js";
-import { type LineRouter, ROUTE_DIRECT, ROUTE_NEEDLES, ROUTE_SKIP } from "../parsers/types.js";
+import { type LineRouter, ROUTE_DIRECT, ROUTE_SKIP } from "../parsers/types.js";
 
 const CHUNK = 4 << 20;
 
@@ -38,20 +38,12 @@ function decode(buf: Buffer, s: number, e: number, ascii: boolean): string {
  */
 export type LineSink = (line: string, lineNo: number, direct: boolean) => void;
 
-/**
- * A byte-level test that a line certainly yields no event (for example an Asterisk VERBOSE
- * line: the Asterisk parser never reads those). Must not allocate; `end` excludes the newline.
- */
-export type SkipLine = (buf: Uint8Array, start: number, end: number) => boolean;
-
 export interface ScanOptions {
   /** Literal needles; a line with none of them is counted and skipped. Empty: every line is delivered. */
   needles: readonly string[];
-  /** Lines this says yes to are counted and skipped before any needle search. */
-  skip?: SkipLine;
   /**
-   * A byte-level router (takes precedence over `skip`): SKIP lines are counted only, DIRECT
-   * lines are delivered with `direct` set and without the needle test, the others need a needle.
+   * A byte-level router: SKIP lines are counted only, DIRECT lines are delivered with `direct`
+   * set and without the needle test, the others need a needle.
    */
   route?: LineRouter;
   /** Lines longer than this are counted in `skippedLong` and not delivered. */
@@ -89,8 +81,7 @@ export class ChunkScanner {
     const ascii = needles.every((n) => /^[\x20-\x7e]+$/.test(n));
     this.re = needles.length > 0 && ascii ? new RegExp(needles.map(escapeRe).join("|"), "g") : null;
     this.maxLine = opts.maxLineBytes ?? 65536;
-    const skip = opts.skip;
-    this.route = opts.route ?? (skip ? (b, s, e) => (skip(b, s, e) ? ROUTE_SKIP : ROUTE_NEEDLES) : null);
+    this.route = opts.route ?? null;
   }
 
   /** Feeds any chunk of bytes (copies only the unfinished tail). */

@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { ChunkScanner, scanPath } from "../../src/cli/bulk-read.js";
 import { isSipwardenError } from "../../src/core/errors.js";
+import { ROUTE_DIRECT, ROUTE_NEEDLES, ROUTE_SKIP } from "../../src/parsers/index.js";
 
 function collect(chunks: Buffer[], needles: string[], maxLineBytes?: number) {
   const got: [number, string][] = [];
@@ -124,24 +125,47 @@ describe("scanPath", () => {
   });
 });
 
-describe("ChunkScanner with a skip test", () => {
-  it("delivers exactly what the plain needle scan delivers, minus the skipped lines", () => {
-    const skip = (b: Uint8Array, s: number, e: number) => e > s && b[s] === 0x56; /* 'V' */
+describe("ChunkScanner with a router", () => {
+  it("SKIP lines are counted only, DIRECT lines delivered without the needle test, the rest as before", () => {
+    // 'V…': skip; 'D…': direct; anything else: needles. UTF-8 and CRLF lines included.
+    const route = (b: Uint8Array, s: number, e: number) =>
+      e > s && b[s] === 0x56 ? ROUTE_SKIP : e > s && b[s] === 0x44 ? ROUTE_DIRECT : ROUTE_NEEDLES;
     fc.assert(
       fc.property(
-        fc.array(fc.constantFrom("V FAIL", "V ok", "N FAIL", "N ok", "", "N xFAILx", "V", "NFAIL"), { maxLength: 60 }),
+        fc.array(
+          fc.constantFrom(
+            "V FAIL",
+            "V ok",
+            "N FAIL",
+            "N ok",
+            "",
+            "N xFAILx",
+            "V",
+            "NFAIL",
+            "D ok",
+            "D FAIL é",
+            "N FAIL jörg\r",
+            "D\r",
+          ),
+          { maxLength: 60 },
+        ),
         fc.integer({ min: 1, max: 23 }),
         (parts, cut) => {
           const text = parts.join("\n") + "\n";
           const bytes = Buffer.from(text);
-          const ref = naive(text, ["FAIL"]);
-          const want = ref.got.filter(([, l]) => !l.startsWith("V"));
-          const got: [number, string][] = [];
-          const s = new ChunkScanner({ needles: ["FAIL"], skip }, (line, no) => got.push([no, line]));
+          const lines = text.split("\n").slice(0, -1);
+          const want: [number, string, boolean][] = [];
+          lines.forEach((l, i) => {
+            const line = l.endsWith("\r") ? l.slice(0, -1) : l;
+            if (line.startsWith("D")) want.push([i + 1, line, true]);
+            else if (!line.startsWith("V") && line.includes("FAIL")) want.push([i + 1, line, false]);
+          });
+          const got: [number, string, boolean][] = [];
+          const s = new ChunkScanner({ needles: ["FAIL"], route }, (line, no, direct) => got.push([no, line, direct]));
           for (let i = 0; i < bytes.length; i += cut) s.push(bytes.subarray(i, i + cut));
           const st = s.end();
           assert.deepEqual(got, want);
-          assert.equal(st.lines, ref.lines);
+          assert.equal(st.lines, lines.length);
         },
       ),
       { numRuns: 300 },
