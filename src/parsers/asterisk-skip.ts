@@ -27,9 +27,10 @@ export function asteriskRoute(b: Uint8Array, start: number, end: number): Route 
   // "[": whichever is taken, no parser yields an event for such a line. A property test holds
   // the router to that.)
   let i: number;
-  if (b[start + 20] === 0x5d) i = start + 20;
-  else if (b[start + 16] === 0x5d) i = start + 16;
-  else if (b[start + 24] === 0x5d) i = start + 24;
+  const n = end - start;
+  if (n > 20 && b[start + 20] === 0x5d) i = start + 20;
+  else if (n > 16 && b[start + 16] === 0x5d) i = start + 16;
+  else if (n > 24 && b[start + 24] === 0x5d) i = start + 24;
   else {
     const lim = Math.min(end, start + 48);
     i = start + 1;
@@ -49,8 +50,8 @@ export function asteriskRoute(b: Uint8Array, start: number, end: number): Route 
   // LEVEL: 4 to 10 upper-case letters, then `[` or ` [` (the lwp).
   let j = i;
   while (j < end && j - i <= 10 && upper(b[j])) j++;
-  const n = j - i;
-  if (n < 4 || n > 10) return ROUTE_NEEDLES;
+  const len = j - i;
+  if (len < 4 || len > 10) return ROUTE_NEEDLES;
   if (b[j] === 0x20) j++;
   return b[j] === 0x5b ? ROUTE_DIRECT : ROUTE_NEEDLES;
 }

@@ -31,6 +31,13 @@ describe("asteriskSkipLine", () => {
     ])
       assert.ok(!skip(l), l);
   });
+  it("reads only the line's own bytes, whatever follows it in the buffer", () => {
+    for (const l of ["[x] VERBOSE[", "[x] NOTICE[1]", "[May 4 09:01:02] DEBUG[", "[2024-05-14 10:21:07] TRACE["]) {
+      const alone = Buffer.from(l);
+      const more = Buffer.from(`${l}\n${"]".repeat(30)} VERBOSE[1] x`);
+      assert.equal(asteriskRoute(more, 0, l.length), asteriskRoute(alone, 0, l.length), l);
+    }
+  });
   it("agrees with the parser: a skipped line never parses", () => {
     const line = "[2024-05-14 10:21:07] VERBOSE[3288] manager.c: 198.51.100.7 failed to authenticate as 'admin'";
     assert.ok(skip(line));
@@ -93,6 +100,9 @@ describe("asteriskRoute: its answers never lose an event", () => {
         (l) => {
           const b = Buffer.from(l);
           const r = asteriskRoute(b, 0, b.length);
+          // Only the line's own bytes count, whatever follows it in the buffer.
+          const more = Buffer.from(`${l}\n${"]".repeat(30)} VERBOSE[1] x`);
+          assert.equal(asteriskRoute(more, 0, b.length), r, l);
           if (r === ROUTE_SKIP) for (const p of parsers) assert.equal(p.parse(l, ctx), null, `${p.server}: ${l}`);
           if (r === ROUTE_DIRECT)
             for (const p of parsers.slice(1)) assert.equal(p.parse(l, ctx), null, `${p.server}: ${l}`);
