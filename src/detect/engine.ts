@@ -61,6 +61,8 @@ const MATCH_CACHE_PATTERNS = 1024;
 const MATCH_CACHE_PER_PATTERN = 16;
 /** Attacker-controlled key parts are cut to this length. */
 const MAX_PART = 64;
+/** Addresses in the target cache before it is cleared (bounded memory under a spoofed flood). */
+const TARGET_CACHE_MAX = 65_536;
 
 /** Bans this engine issued and that are still running, per target and rule. */
 class ActiveBans extends ClockTable {
@@ -125,6 +127,11 @@ export class DetectionEngine {
   private readonly dedup: Dedup;
   private readonly bans: ActiveBans;
   private readonly matchCache = new Map<string, MatchEntry[]>();
+  /**
+   * Per source address: what it counts as (the address or its IPv6 prefix) and that key's
+   * table hash, so that each event costs one lookup instead of a prefix check and a hash.
+   */
+  private readonly targets = new Map<string, { readonly target: string; readonly hash: number }>();
   private readonly onSuppressed: ((d: Decision) => void) | undefined;
   private readonly st = {
     events: 0,
@@ -187,8 +194,15 @@ export class DetectionEngine {
     if (list === undefined || list.length === 0) return NONE;
     const cached = e.userAgent === undefined || e.userAgent === "" ? this.cachedMatches(e, list) : null;
     const ip = e.remote.address;
-    const target = this.policy.targetOf(ip);
-    const th = keyHash(target);
+    let tk = this.targets.get(ip);
+    if (tk === undefined) {
+      const target = this.policy.targetOf(ip);
+      tk = { target, hash: keyHash(target) };
+      if (this.targets.size >= TARGET_CACHE_MAX) this.targets.clear();
+      this.targets.set(ip, tk);
+    }
+    const target = tk.target;
+    const th = tk.hash;
     const t = e.time;
     let attempt = -2;
     let banSlot = -2;
