@@ -3,6 +3,7 @@
  * The JSON form is a stable, documented interface (see README, "sipwarden test").
  */
 import { EVENT_KINDS, type EventKind, type SecurityEvent } from "../core/events.js";
+import { keyHash } from "../core/strings.js";
 import type { BanSummary } from "../detect/replay.js";
 
 /** Per address we list at most this many distinct account names (the count goes on). */
@@ -15,11 +16,9 @@ const MAX_ACCOUNTS = 50;
 const MAX_ACCOUNT_HASHES = 100_000;
 const KIND_INDEX = new Map<EventKind, number>(EVENT_KINDS.map((k, i) => [k, i]));
 
-/** FNV-1a, cut to 30 bits so the value stays a small integer. */
+/** An account name's hash, cut to 30 bits so that address · 2³⁰ + hash stays an exact integer. */
 function nameHash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return h & 0x3fffffff;
+  return keyHash(s) & 0x3fffffff;
 }
 const MAX_HOSTILE = 100;
 

@@ -3,6 +3,7 @@
  * command passes through here first. Names are never resolved.
  */
 import ipaddr from "ipaddr.js";
+import { ownString } from "./strings.js";
 
 /** The strict IPv4 syntax (v4Value below implements it by hand; a test holds the two equal). */
 export const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -55,7 +56,7 @@ function v6At(s: string, from: number, to: number): string | null {
   const hit = v6Cache.get(h);
   if (hit !== undefined && sameText(hit.raw, s, from, to)) return hit.out;
   // A copy, not a slice: a slice would keep the whole line alive in the cache.
-  const raw = Buffer.from(s.slice(from, to), "latin1").toString("latin1");
+  const raw = ownString(s.slice(from, to));
   const out = normalizeV6(raw);
   if (v6Cache.size >= V6_CACHE_MAX) v6Cache.clear();
   v6Cache.set(h, { raw, out });

@@ -15,26 +15,10 @@
  * pays for that churn with rehashes and garbage (about 3× slower in our measurements).
  */
 
+import { keyHash, ownString } from "../core/strings.js";
+
 const MAX_REF = 3;
 const INITIAL = 1024;
-
-/**
- * V8 keeps regex captures and slices as views into the parent string. A key taken from a log
- * line would pin the whole line for as long as the key is tracked; copy it before storing.
- */
-export function ownString(s: string): string {
-  return s.length < 13 ? s : (" " + s).slice(1);
-}
-
-/** FNV-1a over UTF-16 code units: the index hash of a key (computed once, shared by tables). */
-export function keyHash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 /** Positions for `slots` keys at a load factor of at most 1/2. */
 function tableSize(slots: number): number {

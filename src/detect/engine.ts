@@ -6,7 +6,8 @@
  */
 import { randomInt } from "node:crypto";
 import { ATTACK_KINDS, type AttackEvent, isAttack, type SecurityEvent } from "../core/events.js";
-import { ClockTable, keyHash } from "./clock-table.js";
+import { keyHash } from "../core/strings.js";
+import { ClockTable } from "./clock-table.js";
 import { Dedup } from "./dedup.js";
 import { AGENT_ALLOWED, compileFilter, MATCH, type MatchResult } from "./filter.js";
 import type { BanHistory } from "./history.js";

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { ClockTable, ownString } from "../../src/detect/clock-table.js";
+import { ownString } from "../../src/core/strings.js";
+import { ClockTable } from "../../src/detect/clock-table.js";
 
 /** A table whose per-slot state is one number, to compare against a Map model. */
 class Probe extends ClockTable {
