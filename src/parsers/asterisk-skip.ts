@@ -22,10 +22,10 @@ function wordAt(b: Uint8Array, i: number, end: number, word: string): boolean {
 export function asteriskRoute(b: Uint8Array, start: number, end: number): Route {
   if (b[start] !== 0x5b /* [ */) return ROUTE_NEEDLES;
   // The closing bracket: first where the three common date formats put it (`%F %T`, `%b %e %T`,
-  // `%F %T.%3q`), else the first one within 48 bytes. (A "]" earlier than the one found at a
-  // fixed place means the text is no Asterisk date, and no other built-in format starts with
-  // "[": whichever is taken, no parser yields an event for such a line. A property test holds
-  // the router to that.)
+  // `%F %T.%3q`), else the first one within 48 bytes. (When a "]" comes before the one found at
+  // a fixed place, the line is no well-formed Asterisk line, and no other built-in format starts
+  // with "[": whichever bracket is taken, no parser yields an event for it. A property test
+  // holds the router to that.)
   let i: number;
   const n = end - start;
   if (n > 20 && b[start + 20] === 0x5d) i = start + 20;
