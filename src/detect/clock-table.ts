@@ -84,6 +84,15 @@ export abstract class ClockTable {
   }
 
   /**
+   * Empties a slot whose rule just fired: counting starts afresh, and the slot counts as expired
+   * (the cleaner may take it; the next event for its key starts over).
+   */
+  protected spend(slot: number): void {
+    this.clear(slot);
+    this.expires[slot] = Number.NEGATIVE_INFINITY;
+  }
+
+  /**
    * The slot for `key`, created (or reset, if its state expired before `now`) when needed.
    * `fresh` tells the caller whether the slot's state was just cleared; the caller then sets
    * the slot's expiry. `h` is `keyHash(key)`, when the caller already has it.

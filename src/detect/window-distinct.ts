@@ -143,8 +143,7 @@ export class DistinctCounter extends ClockTable implements Counter {
     if (c < n) return false;
     this.count = c;
     this.first = lo;
-    this.clear(s);
-    this.expires[s] = Number.NEGATIVE_INFINITY;
+    this.spend(s);
     return true;
   }
 

@@ -88,8 +88,7 @@ export class SlidingCounter extends ClockTable implements Counter {
     if (hi - lo > this.window) return false;
     this.count = n;
     this.first = lo;
-    this.clear(s);
-    this.expires[s] = Number.NEGATIVE_INFINITY;
+    this.spend(s);
     return true;
   }
 
@@ -164,8 +163,7 @@ export class LeakyCounter extends ClockTable implements Counter {
     if (lv + 1 > this.capacity + 1e-9) {
       this.count = n;
       this.first = this.firstT[s]!;
-      this.clear(s);
-      this.expires[s] = Number.NEGATIVE_INFINITY;
+      this.spend(s);
       return true;
     }
     this.level[s] = lv + 1;
@@ -244,8 +242,7 @@ export class DensityCounter extends ClockTable implements Counter {
     if (prev * (1 - el / per) + cur <= this.rate) return false;
     this.count = cur + prev;
     this.first = prev > 0 ? start - per : start;
-    this.clear(s);
-    this.expires[s] = Number.NEGATIVE_INFINITY;
+    this.spend(s);
     return true;
   }
 
