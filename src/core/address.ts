@@ -39,22 +39,35 @@ function sameText(raw: string, s: string, from: number, to: number): boolean {
   return true;
 }
 
-/**
- * s[from, to) as a normalised IPv6 (or IPv4-mapped → IPv4) literal, or null. Only the
- * characters [0-9A-Fa-f:.] with at least one ":" get as far as ipaddr.js.
- */
-function v6At(s: string, from: number, to: number): string | null {
-  let h = 0x811c9dc5;
+/** True when s[from, to) holds only [0-9A-Fa-f:.] and at least one ":". */
+function v6Chars(s: string, from: number, to: number): boolean {
   let colon = false;
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
     if (c === 58) colon = true;
-    else if (!((c >= 48 && c <= 57) || c === 46 || (c >= 65 && c <= 70) || (c >= 97 && c <= 102))) return null;
-    h = Math.imul(h ^ c, 16777619);
+    else if (!((c >= 48 && c <= 57) || c === 46 || (c >= 65 && c <= 70) || (c >= 97 && c <= 102))) return false;
   }
-  if (!colon) return null;
+  return colon;
+}
+
+/**
+ * s[from, to) as a normalised IPv6 (or IPv4-mapped → IPv4) literal, or null. Only the
+ * characters [0-9A-Fa-f:.] with at least one ":" get as far as ipaddr.js.
+ *
+ * The cache key hashes the length and the first 4 and last 8 characters only (addresses of one
+ * attacker differ at the end); a hit is confirmed by comparing the whole text with the stored
+ * literal, which was validated when it was stored, so a hit needs no further check. Two
+ * literals with the same key just replace each other in the cache.
+ */
+function v6At(s: string, from: number, to: number): string | null {
+  const n = to - from;
+  let h = n;
+  const head = from + (n < 4 ? n : 4);
+  for (let i = from; i < head; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  for (let i = to - 8 > head ? to - 8 : head; i < to; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
   const hit = v6Cache.get(h);
   if (hit !== undefined && sameText(hit.raw, s, from, to)) return hit.out;
+  if (!v6Chars(s, from, to)) return null;
   // A copy, not a slice: a slice would keep the whole line alive in the cache.
   const raw = ownString(s.slice(from, to));
   const out = normalizeV6(raw);
@@ -110,11 +123,13 @@ function v4Value(s: string, from: number, to: number): number {
 }
 
 function internV4(value: number): string {
-  let s = v4Intern.get(value);
+  // As an int32, the key is a small integer: a value past 2³¹ would be a boxed double.
+  const key = value | 0;
+  let s = v4Intern.get(key);
   if (s === undefined) {
     s = `${Math.floor(value / 16777216)}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
     if (v4Intern.size >= V4_INTERN_MAX) v4Intern.clear();
-    v4Intern.set(value, s);
+    v4Intern.set(key, s);
   }
   return s;
 }

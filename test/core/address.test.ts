@@ -105,4 +105,15 @@ describe("normalizeIpAt (hand-written IPv4 check, interning)", () => {
       { numRuns: 6000 },
     );
   });
+  it("IPv6 literals that differ only in the middle (same cache key) each get their own answer", () => {
+    // The cache key reads the length and the first 4 and last 8 characters: these share all of them.
+    const a = "2001:0db8:0001:0000:0000:0000:0000:0001";
+    const b = "2001:0db8:0002:0000:0000:0000:0000:0001";
+    const bad = "2001:0db8:00g2:0000:0000:0000:0000:0001";
+    for (let i = 0; i < 3; i++) {
+      assert.equal(normalizeIpAt(`'${a}'`, 1, 1 + a.length), "2001:db8:1::1");
+      assert.equal(normalizeIpAt(`'${b}'`, 1, 1 + b.length), "2001:db8:2::1");
+      assert.equal(normalizeIpAt(`'${bad}'`, 1, 1 + bad.length), null);
+    }
+  });
 });
