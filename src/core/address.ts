@@ -201,9 +201,17 @@ export function normalizeCidr(s: string): { ip: string; prefix: number; text: st
 }
 
 /** A compiled allow/deny list of CIDRs, matched with ipaddr.js. */
+/** Answers a CidrList keeps (per list) before it starts afresh; cleared whenever the list changes. */
+const CIDR_MEMO_MAX = 4096;
+
 export class CidrList {
   private readonly v4: [ipaddr.IPv4, number][] = [];
   private readonly v6: [ipaddr.IPv6, number][] = [];
+  /**
+   * contains() answers by query text: the detector asks about the same few attacker addresses
+   * on every decision, and each uncached answer parses the address with ipaddr.js.
+   */
+  private readonly memo = new Map<string, boolean>();
 
   constructor(cidrs: Iterable<string> = []) {
     for (const c of cidrs) this.add(c);
@@ -215,6 +223,7 @@ export class CidrList {
     const addr = ipaddr.parse(n.ip);
     if (addr.kind() === "ipv4") this.v4.push([addr as ipaddr.IPv4, n.prefix]);
     else this.v6.push([addr as ipaddr.IPv6, n.prefix]);
+    this.memo.clear();
   }
 
   get size(): number {
@@ -223,6 +232,16 @@ export class CidrList {
 
   /** True when the (normalised) ip, or any address of the given network, lies in the list. */
   contains(ip: string): boolean {
+    let hit = this.memo.get(ip);
+    if (hit === undefined) {
+      hit = this.lookup(ip);
+      if (this.memo.size >= CIDR_MEMO_MAX) this.memo.clear();
+      this.memo.set(ip, hit);
+    }
+    return hit;
+  }
+
+  private lookup(ip: string): boolean {
     const n = normalizeCidr(ip);
     if (!n) return false;
     const addr = ipaddr.parse(n.ip);

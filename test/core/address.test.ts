@@ -45,6 +45,14 @@ describe("normalizeCidr and CidrList", () => {
     assert.ok(!l.contains("2001:db8:2::1"));
     assert.throws(() => l.add("bogus"), RangeError);
   });
+  it("answers again after the list changes (memoised answers are dropped), and past the memo's size", () => {
+    const l = new CidrList(["192.0.2.0/24"]);
+    assert.ok(!l.contains("198.51.100.1"));
+    l.add("198.51.100.0/24");
+    assert.ok(l.contains("198.51.100.1"));
+    for (let i = 0; i < 5000; i++) assert.equal(l.contains(`10.0.${i >> 8}.${i & 255}`), false);
+    assert.ok(l.contains("198.51.100.1") && l.contains("192.0.2.9") && !l.contains("203.0.113.1"));
+  });
 });
 
 describe("normalizeIpAt (hand-written IPv4 check, interning)", () => {
