@@ -200,10 +200,10 @@ export function normalizeCidr(s: string): { ip: string; prefix: number; text: st
   return { ip: base.toString(), prefix, text };
 }
 
-/** A compiled allow/deny list of CIDRs, matched with ipaddr.js. */
 /** Answers a CidrList keeps (per list) before it starts afresh; cleared whenever the list changes. */
 const CIDR_MEMO_MAX = 4096;
 
+/** A compiled allow/deny list of CIDRs, matched with ipaddr.js. */
 export class CidrList {
   private readonly v4: [ipaddr.IPv4, number][] = [];
   private readonly v6: [ipaddr.IPv6, number][] = [];
