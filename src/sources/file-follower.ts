@@ -12,9 +12,12 @@
  *   under their rotated names and read first, oldest first (see `findNext`).
  * - copytruncate: same inode, but the size fell below our read offset or the head changed.
  *   The unread rest is taken from the copy (`full.1`, found by its head hash) when there is one,
- *   then the file is read from 0. Lines written between logrotate's copy and its truncate exist
- *   in neither file, and neither does a whole generation that was written, copied and truncated
- *   before the tail first looked at it: both losses are inherent to copytruncate.
+ *   then the file is read from 0. A file is always taken on with the head it was chosen by
+ *   (read before its first line), so a copytruncate between choosing a file and reading it
+ *   still finds the copy; a file chosen while empty is chosen again once it has data, which
+ *   finds a whole generation copied away in between. Lines written between logrotate's copy
+ *   and its truncate exist in neither file, and neither does a generation written, copied and
+ *   truncated before the tail ever looked at the path: both losses are inherent to copytruncate.
  * - missing: the path is waited for; a file that appears later is read from 0.
  *
  * Only siblings named like rotated copies (`full.1`, `full-20240514`) are ever considered, never
@@ -77,6 +80,13 @@ interface OpenFile {
   head: Head;
   prefix: string;
   readonly splitter: LineSplitter;
+  /**
+   * Set when this file was chosen as the successor of a finished one while it was still empty:
+   * the successor search's argument, to search again once the file has data. An empty file
+   * has no head to tell its content apart, so a whole generation written, copied and truncated
+   * before our first read would otherwise go unnoticed (its copy is found by this search).
+   */
+  rechoose: { mtimeNs: bigint; head: Head } | null;
 }
 
 export class FileFollower {
@@ -92,8 +102,8 @@ export class FileFollower {
   #backlog = false;
   readonly #scratch = Buffer.allocUnsafe(HEAD_BYTES);
   #cur: OpenFile | null = null;
-  /** dev:ino of every file finished in this run: never read twice, never a successor. */
-  readonly #retired = new Set<string>();
+  /** Every file finished in this run (dev:ino → head): never read twice, never a successor. */
+  readonly #retired = new Map<string, Head>();
   #firstOpen = true;
   #again = false;
   #running = false;
@@ -156,6 +166,10 @@ export class FileFollower {
       if (this.#o.signal.aborted) return;
       const c = this.#cur;
       const st = await c.fh.stat({ bigint: true });
+      if (c.rechoose && st.size > 0n) {
+        await this.#rechoose(c, c.rechoose);
+        continue;
+      }
       if (
         st.size < BigInt(c.splitter.readPos) ||
         !(await headMatches(c.fh, c.head, this.#scratch)) ||
@@ -178,7 +192,7 @@ export class FileFollower {
         // The new file is still empty, so the writer may not have reopened yet: stay on the old
         // file, unless files were rotated in between, which proves the old one is finished.
         const { mtimeNs } = await c.fh.stat({ bigint: true });
-        const skip = new Set([...this.#retired, `${c.dev}:${c.ino}`]);
+        const skip = new Map([...this.#retired, [`${c.dev}:${c.ino}`, c.head]]);
         next = await findNext(this.path, { mtimeNs, head: c.head }, skip);
         if (!next || next.atPath) {
           await next?.fh.close();
@@ -192,11 +206,50 @@ export class FileFollower {
       }
       next ??= await findNext(this.path, done, this.#retired);
       if (!next) return;
-      if (!next.atPath) {
-        this.#o.logger.info({ file: this.path, from: next.name }, "reading a file that was rotated in between");
-      }
-      await this.#adopt(next.fh, next.st, 0, false);
+      await this.#adoptNext(next, done);
     }
+  }
+
+  /** Start on a file `findNext` chose as the successor of `after`, with the head it chose by. */
+  async #adoptNext(
+    next: NonNullable<Awaited<ReturnType<typeof findNext>>>,
+    after: OpenFile["rechoose"],
+  ): Promise<void> {
+    if (!next.atPath) {
+      this.#o.logger.info({ file: this.path, from: next.name }, "reading a file that was rotated in between");
+    }
+    this.#o.logger.debug(
+      { file: this.path, from: next.name, inode: `${next.st.dev}:${next.st.ino}`, headBytes: next.head.length },
+      "next file chosen",
+    );
+    const c = await this.#adopt(next.fh, next.st, 0, false, 0, next.head);
+    c.rechoose = next.head.length === 0 ? after : null;
+  }
+
+  /**
+   * The file `c` was chosen while empty and now has data: choose again, as if it had had
+   * this data when it was chosen. Usually the answer is the same file, whose head is now known;
+   * a generation copied and truncated away in between is found under its rotated name and read
+   * first, and `c` is found again after it.
+   */
+  async #rechoose(c: OpenFile, after: NonNullable<OpenFile["rechoose"]>): Promise<void> {
+    const next = await findNext(this.path, after, this.#retired);
+    if (next && next.st.ino === c.ino && next.st.dev === c.dev) {
+      await next.fh.close();
+      if (next.head.length === 0) return; // emptied again: wait for data once more
+      next.head.copy(c.headBuf);
+      this.#setHead(c, { len: next.head.length, hash: hashHead(c.headBuf, next.head.length) });
+      c.rechoose = null;
+      return;
+    }
+    if (!next) {
+      // The path is gone and nothing was rotated in between: keep reading the file we hold.
+      c.rechoose = null;
+      return;
+    }
+    this.#cur = null;
+    await c.fh.close();
+    await this.#adoptNext(next, after);
   }
 
   /**
@@ -216,8 +269,10 @@ export class FileFollower {
       this.#backlog = bytesRead === buf.length && this.#o.backlogChunkBytes > this.#buf.length;
       if (bytesRead === 0) return true;
       if (!(await headMatches(c.fh, c.head, this.#scratch))) return false;
-      if (c.head.len < HEAD_BYTES && at === c.head.len) {
-        const len = c.head.len + buf.copy(c.headBuf, c.head.len, 0, Math.min(bytesRead, HEAD_BYTES - c.head.len));
+      const known = c.head.len;
+      if (known < HEAD_BYTES && at <= known && at + bytesRead > known) {
+        // The head grows from the bytes just read, past the part already known.
+        const len = known + buf.copy(c.headBuf, known, known - at, Math.min(bytesRead, HEAD_BYTES - at));
         this.#setHead(c, { len, hash: hashHead(c.headBuf, len) });
       }
       c.splitter.push(buf, 0, bytesRead);
@@ -232,12 +287,15 @@ export class FileFollower {
     await this.#readToEof(c);
     if (this.#o.signal.aborted || this.#closed) return null;
     c.splitter.flush();
-    const { mtimeNs } = await c.fh.stat({ bigint: true });
+    const { mtimeNs, nlink } = await c.fh.stat({ bigint: true });
     this.#cur = null;
     await c.fh.close();
     const inode = `${c.dev}:${c.ino}`;
-    this.#retired.add(inode);
-    this.#o.onRetire?.(inode, c.head);
+    // A deleted file can never be seen again, but its inode may soon belong to a new file.
+    if (nlink > 0n) {
+      this.#retired.set(inode, c.head);
+      this.#o.onRetire?.(inode, c.head);
+    }
     this.#o.logger.info({ file: this.path, offset: c.splitter.lineStart }, `log file ${why}; finished the old file`);
     return { mtimeNs, head: c.head };
   }
@@ -245,7 +303,9 @@ export class FileFollower {
   async #truncated(c: OpenFile): Promise<void> {
     const committed = c.splitter.lineStart;
     const pos = this.#position(c, committed);
-    const copy = committed > 0 ? await findPredecessor(this.path, pos, c.ino) : null;
+    // Searched whenever the head is known, also at offset 0: a file chosen (with its head) but
+    // copied and truncated before its first read still has all of its lines in the copy.
+    const copy = pos.headLen > 0 ? await findPredecessor(this.path, pos, c.ino) : null;
     if (copy) {
       this.#o.logger.warn(
         { file: this.path, copy: copy.name, offset: committed },
@@ -258,7 +318,9 @@ export class FileFollower {
     }
     this.#o.logger.warn({ file: this.path, offset: committed }, "log file truncated; reading it from the start");
     c.splitter.reset(0);
-    this.#setHead(c, { len: 0, hash: hashHead(c.headBuf, 0) });
+    // The new content's head, taken now: a second truncation before the next read then shows.
+    const len = (await readHead(c.fh, HEAD_BYTES, c.headBuf)).length;
+    this.#setHead(c, { len, hash: hashHead(c.headBuf, len) });
   }
 
   /** The first open consults the offset store; later opens are of a new file, read from 0. */
@@ -347,14 +409,27 @@ export class FileFollower {
   }
 
   /**
-   * Make `fh` the file being read, from `offset`. Its head is read now over the bytes before
-   * `offset` (and over `verified` bytes known to belong to this content), and grows later
-   * from the reads themselves.
+   * Make `fh` the file being read, from `offset`. Its head is `known` when given (the bytes the
+   * file was chosen by); else it is read now: over the bytes before `offset` (and over
+   * `verified` bytes known to belong to this content), or over the whole head when starting at
+   * 0. It grows later from the reads themselves.
    */
-  async #adopt(fh: FileHandle, st: BigIntStats, offset: number, skipping: boolean, verified = 0): Promise<OpenFile> {
+  async #adopt(
+    fh: FileHandle,
+    st: BigIntStats,
+    offset: number,
+    skipping: boolean,
+    verified = 0,
+    known?: Buffer,
+  ): Promise<OpenFile> {
     const headBuf = Buffer.allocUnsafe(HEAD_BYTES);
-    const want = Math.min(HEAD_BYTES, Math.max(offset, verified));
-    const len = want > 0 ? (await readHead(fh, want, headBuf)).length : 0;
+    let len: number;
+    if (known) {
+      len = known.copy(headBuf, 0, 0, Math.min(known.length, HEAD_BYTES));
+    } else {
+      const want = offset === 0 ? HEAD_BYTES : Math.min(HEAD_BYTES, Math.max(offset, verified));
+      len = (await readHead(fh, want, headBuf)).length;
+    }
     const c: OpenFile = {
       fh,
       dev: st.dev,
@@ -362,6 +437,7 @@ export class FileFollower {
       headBuf,
       head: { len, hash: hashHead(headBuf, len) },
       prefix: "",
+      rechoose: null,
       splitter: new LineSplitter({
         maxLineBytes: this.#o.maxLineBytes,
         onLine: (text, end) =>

@@ -182,53 +182,69 @@ export function findPredecessor(path: string, pos: FilePosition, skipIno?: bigin
 }
 
 /**
+ * Files finished in this run, by `dev:ino`, with the head they had: a file is one of them only
+ * when its head matches too, since a deleted file's inode is soon reused by a new one (a
+ * logrotate copy, say).
+ */
+export type Retired = ReadonlyMap<string, Head>;
+
+function isRetired(retired: Retired, st: BigIntStats, head: Buffer): boolean {
+  const known = retired.get(`${st.dev}:${st.ino}`);
+  return known !== undefined && (known.len === 0 || startsAlike(head, known));
+}
+
+/**
  * The file to read after finishing a rotated one. Usually the file now at `path`; but when the
  * path was rotated more than once between two looks (a busy writer, a slow poll, a restart),
  * the files in between are only found under their rotated names. So, from one stable listing
  * of the path and its siblings: the oldest sibling written after the finished file (mtime),
- * not finished before in this run (`retired`, by dev:ino), and not a copy of the finished file
- * or of the file at the path (same head bytes); else the file at the path. Choosing from one
- * listing, and opening by name with an inode check, keeps a rotation that happens during the
- * search from hiding a file. Null when there is no file at all.
+ * not finished before in this run (`retired`), and not a copy of the finished file or of the
+ * file at the path (same head bytes); else the file at the path. Choosing from one listing,
+ * and opening by name with an inode check, keeps a rotation that happens during the search
+ * from hiding a file. Null when there is no file at all.
+ *
+ * `head` is the chosen file's first bytes (up to HEAD_BYTES), read from the returned handle
+ * while choosing: the choice holds for that content only. The file at the path is opened and
+ * its head read once, before the candidates are judged against it, so a copytruncate at any
+ * later moment shows as a changed head when the caller reads, and the copy it made still
+ * starts with `head`.
  */
 export function findNext(
   path: string,
   after: { mtimeNs: bigint; head: Head },
-  retired: ReadonlySet<string>,
-): Promise<(Found & { atPath: boolean }) | null> {
+  retired: Retired,
+): Promise<(Found & { atPath: boolean; head: Buffer }) | null> {
   const base = basename(path);
   return settled(async () => {
     const all = await siblings(path, true);
-    const self = all.find((s) => s.name === base);
-    const candidates = all.filter(
-      ({ name, st }) =>
-        name !== base && st.size > 0n && st.mtimeNs >= after.mtimeNs && !retired.has(`${st.dev}:${st.ino}`),
-    );
-    candidates.sort((a, b) => cmp(a.st.mtimeNs, b.st.mtimeNs) || cmp(a.st.birthtimeNs, b.st.birthtimeNs));
-    let selfHead: Buffer | null = null;
-    for (const c of candidates) {
-      const o = await openListed(path, c);
-      if (o === "moved") return "moved";
-      const head = await readHead(o.fh, Math.min(HEAD_BYTES, Number(o.st.size)));
-      let copy = after.head.len > 0 && startsAlike(head, after.head);
-      if (!copy && self) {
-        if (selfHead === null) {
-          const so = await openListed(path, self);
-          if (so === "moved") {
-            await o.fh.close();
-            return "moved";
-          }
-          selfHead = await readHead(so.fh, HEAD_BYTES);
-          await so.fh.close();
-        }
-        copy = selfHead.length >= head.length && selfHead.subarray(0, head.length).equals(head);
+    const listedSelf = all.find((s) => s.name === base);
+    let self: { fh: FileHandle; st: BigIntStats; head: Buffer } | null = null;
+    try {
+      if (listedSelf) {
+        const so = await openListed(path, listedSelf);
+        if (so === "moved") return "moved";
+        self = { ...so, head: await readHead(so.fh, HEAD_BYTES) };
       }
-      if (!copy) return { ...o, name: c.name, atPath: false };
-      await o.fh.close();
+      const candidates = all.filter(({ name, st }) => name !== base && st.size > 0n && st.mtimeNs >= after.mtimeNs);
+      candidates.sort((a, b) => cmp(a.st.mtimeNs, b.st.mtimeNs) || cmp(a.st.birthtimeNs, b.st.birthtimeNs));
+      for (const c of candidates) {
+        const o = await openListed(path, c);
+        if (o === "moved") return "moved";
+        const head = await readHead(o.fh, HEAD_BYTES);
+        const skip =
+          isRetired(retired, o.st, head) ||
+          (after.head.len > 0 && startsAlike(head, after.head)) ||
+          (self !== null && self.head.length >= head.length && self.head.subarray(0, head.length).equals(head));
+        if (!skip) return { ...o, name: c.name, atPath: false, head };
+        await o.fh.close();
+      }
+      if (!self || isRetired(retired, self.st, self.head)) return null;
+      const chosen = self;
+      self = null; // handed over: not closed below
+      return { ...chosen, name: base, atPath: true };
+    } finally {
+      await self?.fh.close();
     }
-    if (!self || retired.has(`${self.st.dev}:${self.st.ino}`)) return null;
-    const so = await openListed(path, self);
-    return so === "moved" ? "moved" : { ...so, name: self.name, atPath: true };
   });
 }
 
