@@ -230,7 +230,13 @@ export function findNext(
       for (const c of candidates) {
         const o = await openListed(path, c);
         if (o === "moved") return "moved";
-        const head = await readHead(o.fh, HEAD_BYTES);
+        let head: Buffer;
+        try {
+          head = await readHead(o.fh, HEAD_BYTES);
+        } catch (e) {
+          await o.fh.close();
+          throw e;
+        }
         const skip =
           isRetired(retired, o.st, head) ||
           (after.head.len > 0 && startsAlike(head, after.head)) ||
