@@ -9,7 +9,11 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { SipwardenError } from "../core/errors.js";
 import { type LineRouter, ROUTE_DIRECT, ROUTE_SKIP } from "../parsers/types.js";
 
-const CHUNK = 4 << 20;
+/**
+ * Read size: small enough that a chunk is still in the CPU cache when its lines are scanned and
+ * parsed (4 MiB reads made a cold `sipwarden test` about 3 % slower on the benchmark log).
+ */
+const CHUNK = 256 << 10;
 
 /**
  * Buffer's own per-encoding decoders (what `toString(encoding, s, e)` calls after resolving the
