@@ -1,8 +1,13 @@
 /** Human-readable rendering of a `sipwarden test` result. */
 import type { TestResult } from "./test-command.js";
 
-const nf = new Intl.NumberFormat("en-US");
-const n = (v: number) => nf.format(v);
+// Created on first use: building it loads ICU locale data (about 20 ms), which `--json` and
+// `--events` never need.
+let nf: Intl.NumberFormat | null = null;
+function n(v: number): string {
+  nf ??= new Intl.NumberFormat("en-US");
+  return nf.format(v);
+}
 
 function table(rows: [string, number][], indent = "  "): string {
   const w = Math.max(0, ...rows.map(([k]) => k.length));
