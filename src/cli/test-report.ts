@@ -66,9 +66,11 @@ export interface TestReportJson {
  * Grows at half load.
  */
 class PairSet {
-  // 524,288 pair slots, growing by 4× at half load: a growth runs once or twice per
-  // report, so its rehash loop runs unoptimised; fewer, larger ones cost less in total.
-  private slots = new Int32Array(2 << 19);
+  // 16,384 pair slots to start, growing by 4× at half load. A growth runs only a few times per
+  // report, so its rehash loop runs unoptimised: fewer, larger ones cost less. Starting large
+  // instead costs more: a cold `sipwarden test` ran its first 50,000 lines 30–50 ms slower
+  // with a 4 MiB table (first touches of its pages).
+  private slots = new Int32Array(2 << 14);
   private size = 0;
 
   /** Adds (a, h), h < 2³⁰; true when the pair is new. */
