@@ -23,7 +23,7 @@ import { DetectionEngine } from "../src/detect/engine.js";
 import { loadRules } from "../src/detect/rules.js";
 import { LineClassifier } from "../src/parsers/index.js";
 import { generateAsteriskLog } from "./gen-asterisk-log.js";
-import { BENCH_DIR, fmt, machine, ROOT, writeSection } from "./lib/report.js";
+import { BENCH_DIR, fmt, machine, ROOT, referenceLine, referenceLoopNs, writeSection } from "./lib/report.js";
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -189,6 +189,7 @@ async function main(): Promise<void> {
     await generateAsteriskLog(log, LINES, 42);
   }
 
+  const ref0 = referenceLoopNs();
   const parseOnly: PassResult[] = [];
   const full: PassResult[] = [];
   for (let r = 0; r < RUNS; r++) {
@@ -213,6 +214,7 @@ async function main(): Promise<void> {
     });
     obs.push({ seconds: run.seconds, cpu: run.cpu, decisions: run.value });
   }
+  const ref1 = referenceLoopNs();
   const o = best(obs);
   const oc = bestCpu(obs);
   const load = loadavg()[0]!;
@@ -229,6 +231,7 @@ async function main(): Promise<void> {
 
 \`npm run bench:detect\` (\`node --import tsx bench/detect.ts\`), ${machine()}; ${RUNS} runs of each path; load average
 ${fmt(load, 1)} while measuring (the machine is shared: wall-clock rates suffer, CPU-time rates much less).
+${referenceLine(ref0, ref1)}
 Log: \`bench/gen-asterisk-log.ts\`, ${fmt(LINES)} lines (seed 42, 20 % attack lines from 1,000 attackers), read with
 \`src/cli/bulk-read.ts\`, parsed with \`LineClassifier("auto")\`, detected with the ${rules.length} shipped rules.
 The paths run alternately in one process, parse-only first: the first parse-only run has the JIT cold (as a

@@ -16,6 +16,34 @@ export function machine(): string {
   return `${c.length} × ${c[0]?.model.trim() ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 }
 
+/**
+ * The machine's speed right now: a fixed CPU-bound loop (a 32-bit multiplicative hash over 13
+ * characters), best of 5 × 1,000,000, in ns per iteration. These benchmarks run on shared VMs
+ * whose speed changes by up to 2× within an hour with no steal time reported; this figure,
+ * taken before and after a benchmark, tells whether two runs met the same machine.
+ */
+export function referenceLoopNs(): number {
+  const s = "198.51.100.23 and some more text";
+  let best = Number.POSITIVE_INFINITY;
+  let sink = 0;
+  for (let r = 0; r < 5; r++) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < 1_000_000; i++) {
+      let h = i;
+      for (let k = 0; k < 13; k++) h = (Math.imul(h, 31) + s.charCodeAt(k)) | 0;
+      sink ^= h;
+    }
+    best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  if (sink === 0.5) process.stderr.write(""); // uses the result, so the loop is not dropped
+  return best;
+}
+
+/** The line that reports `referenceLoopNs()` before and after a benchmark. */
+export function referenceLine(before: number, after: number): string {
+  return `Machine speed reference (\`referenceLoopNs\` in bench/lib/report.ts, lower is faster): ${before.toFixed(1)} ns before the runs, ${after.toFixed(1)} ns after.`;
+}
+
 /** Replaces (or appends) the section `id` of BENCHMARKS.md. */
 export function writeSection(id: string, markdown: string): void {
   const file = join(ROOT, "BENCHMARKS.md");
