@@ -91,6 +91,20 @@ async function drainUntil(f: FileFollower, records: RawRecord[], n: number): Pro
   await sleep(50);
 }
 
+/** The lines of generations g0 … g{n-1}, 10 lines each, as `numbered` writes them. */
+function generations(n: number): string[] {
+  return Array.from({ length: n }, (_, g) => numbered(`g${g}-`, 0, 10).trim().split("\n")).flat();
+}
+
+/** `full` holding generation g0, followed and read to its end. */
+async function startOnFirstGeneration(): Promise<ReturnType<typeof follow> & { p: string }> {
+  const p = join(dir, "full");
+  writeFileSync(p, numbered("g0-", 0, 10));
+  const followed = follow(p);
+  await drainUntil(followed.f, followed.records, 10);
+  return { p, ...followed };
+}
+
 function assertExactly(records: RawRecord[], expected: string[]): void {
   const seen = records.map((r) => r.text);
   assert.deepEqual(diffExactlyOnce(seen, expected), { dup: [], missing: [], extra: [] });
@@ -99,10 +113,7 @@ function assertExactly(records: RawRecord[], expected: string[]): void {
 
 describe("file follower: copytruncate races", () => {
   it("a copytruncate between choosing the next file and its first read: the copy is read first", async () => {
-    const p = join(dir, "full");
-    writeFileSync(p, numbered("g0-", 0, 10));
-    const { f, records, logger, errors } = follow(p);
-    await drainUntil(f, records, 10);
+    const { p, f, records, logger, errors } = await startOnFirstGeneration();
     copytruncate(p);
     appendFileSync(p, numbered("g1-", 0, 10));
     // The follower reads the rest of g0 from full.1, then chooses full (holding g1) by its
@@ -115,19 +126,12 @@ describe("file follower: copytruncate races", () => {
     };
     await drainUntil(f, records, 30);
     assert.ok(chosenWith > 0, "the file was chosen with its head known");
-    assertExactly(records, [
-      ...numbered("g0-", 0, 10).trim().split("\n"),
-      ...numbered("g1-", 0, 10).trim().split("\n"),
-      ...numbered("g2-", 0, 10).trim().split("\n"),
-    ]);
+    assertExactly(records, generations(3));
     assert.deepEqual(errors, []);
   });
 
   it("a file chosen while empty, then written, copied and truncated before its first read", async () => {
-    const p = join(dir, "full");
-    writeFileSync(p, numbered("g0-", 0, 10));
-    const { f, records, logger, errors } = follow(p);
-    await drainUntil(f, records, 10);
+    const { p, f, records, logger, errors } = await startOnFirstGeneration();
     // The old file is deleted and an empty one created: the follower finishes the old file and
     // chooses the new one while it has no head to be told apart by.
     unlinkSync(p);
@@ -141,19 +145,12 @@ describe("file follower: copytruncate races", () => {
     };
     await drainUntil(f, records, 30);
     assert.equal(chosenWith, 0, "the file was empty when chosen");
-    assertExactly(records, [
-      ...numbered("g0-", 0, 10).trim().split("\n"),
-      ...numbered("g1-", 0, 10).trim().split("\n"),
-      ...numbered("g2-", 0, 10).trim().split("\n"),
-    ]);
+    assertExactly(records, generations(3));
     assert.deepEqual(errors, []);
   });
 
   it("an empty new file the follower waits on, then a whole generation copied and truncated before the next look", async () => {
-    const p = join(dir, "full");
-    writeFileSync(p, numbered("g0-", 0, 10));
-    const { f, records, logger, errors } = follow(p);
-    await drainUntil(f, records, 10);
+    const { p, f, records, logger, errors } = await startOnFirstGeneration();
     unlinkSync(p);
     writeFileSync(p, "");
     await waitUntil(() => {
@@ -168,11 +165,7 @@ describe("file follower: copytruncate races", () => {
     copytruncate(p);
     appendFileSync(p, numbered("g2-", 0, 10));
     await drainUntil(f, records, 30);
-    assertExactly(records, [
-      ...numbered("g0-", 0, 10).trim().split("\n"),
-      ...numbered("g1-", 0, 10).trim().split("\n"),
-      ...numbered("g2-", 0, 10).trim().split("\n"),
-    ]);
+    assertExactly(records, generations(3));
     // And the follower goes on normally afterwards: appends, then another ordinary rotation.
     appendFileSync(p, numbered("g2-", 10, 5));
     copytruncate(p);
