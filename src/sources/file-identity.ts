@@ -223,7 +223,8 @@ export function findNext(
       if (listedSelf) {
         const so = await openListed(path, listedSelf);
         if (so === "moved") return "moved";
-        self = { ...so, head: await readHead(so.fh, HEAD_BYTES) };
+        self = { ...so, head: Buffer.alloc(0) }; // closed in `finally` should the read fail
+        self.head = await readHead(so.fh, HEAD_BYTES);
       }
       const candidates = all.filter(({ name, st }) => name !== base && st.size > 0n && st.mtimeNs >= after.mtimeNs);
       candidates.sort((a, b) => cmp(a.st.mtimeNs, b.st.mtimeNs) || cmp(a.st.birthtimeNs, b.st.birthtimeNs));
