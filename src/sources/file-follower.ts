@@ -89,6 +89,9 @@ interface OpenFile {
   rechoose: { mtimeNs: bigint; head: Head } | null;
 }
 
+/** `#readToEof`'s answer for a file chosen while empty that has data now. */
+const RECHOOSE = "rechoose";
+
 export class FileFollower {
   readonly path: string;
   readonly #o: FollowerOptions;
@@ -166,15 +169,15 @@ export class FileFollower {
       if (this.#o.signal.aborted) return;
       const c = this.#cur;
       const st = await c.fh.stat({ bigint: true });
-      if (c.rechoose && st.size > 0n) {
-        await this.#rechoose(c, c.rechoose);
+      const read =
+        st.size >= BigInt(c.splitter.readPos) &&
+        (await headMatches(c.fh, c.head, this.#scratch)) &&
+        (await this.#readToEof(c));
+      if (read === RECHOOSE) {
+        await this.#rechoose(c);
         continue;
       }
-      if (
-        st.size < BigInt(c.splitter.readPos) ||
-        !(await headMatches(c.fh, c.head, this.#scratch)) ||
-        !(await this.#readToEof(c))
-      ) {
+      if (!read) {
         await this.#truncated(c);
         continue;
       }
@@ -227,21 +230,15 @@ export class FileFollower {
   }
 
   /**
-   * The file `c` was chosen while empty and now has data: choose again, as if it had had
-   * this data when it was chosen. Usually the answer is the same file, whose head is now known;
-   * a generation copied and truncated away in between is found under its rotated name and read
-   * first, and `c` is found again after it.
+   * The file `c` was chosen while empty and now has data (none of it read yet): choose again, as
+   * if it had had this data when it was chosen. Usually the answer is the same file, now with a
+   * head; a generation copied and truncated away in between is found under its rotated name and
+   * read first, and `c`'s file is found again after it.
    */
-  async #rechoose(c: OpenFile, after: NonNullable<OpenFile["rechoose"]>): Promise<void> {
+  async #rechoose(c: OpenFile): Promise<void> {
+    const after = c.rechoose;
+    if (after === null) return;
     const next = await findNext(this.path, after, this.#retired);
-    if (next && next.st.ino === c.ino && next.st.dev === c.dev) {
-      await next.fh.close();
-      if (next.head.length === 0) return; // emptied again: wait for data once more
-      next.head.copy(c.headBuf);
-      this.#setHead(c, { len: next.head.length, hash: hashHead(c.headBuf, next.head.length) });
-      c.rechoose = null;
-      return;
-    }
     if (!next) {
       // The path is gone and nothing was rotated in between: keep reading the file we hold.
       c.rechoose = null;
@@ -257,9 +254,10 @@ export class FileFollower {
    * last chunk, when the file no longer starts with its head: it was truncated and rewritten,
    * so that chunk may be new content found at an old offset. Checking the head after the read
    * is what makes this sound: a rewrite before the read shows in the head, one after it does
-   * not affect the bytes already read.
+   * not affect the bytes already read. Returns RECHOOSE, delivering nothing, when the file was
+   * chosen while empty and has data now: it is chosen again first (see `#rechoose`).
    */
-  async #readToEof(c: OpenFile): Promise<boolean> {
+  async #readToEof(c: OpenFile): Promise<boolean | typeof RECHOOSE> {
     for (;;) {
       if (this.#o.signal.aborted || this.#closed) return true;
       const at = c.splitter.readPos;
@@ -268,6 +266,7 @@ export class FileFollower {
       const { bytesRead } = await c.fh.read(buf, 0, buf.length, at);
       this.#backlog = bytesRead === buf.length && this.#o.backlogChunkBytes > this.#buf.length;
       if (bytesRead === 0) return true;
+      if (c.rechoose !== null) return RECHOOSE;
       if (!(await headMatches(c.fh, c.head, this.#scratch))) return false;
       const known = c.head.len;
       if (known < HEAD_BYTES && at <= known && at + bytesRead > known) {
@@ -281,10 +280,14 @@ export class FileFollower {
 
   /**
    * Deliver the rest of a file that will not grow any more, and let it go. Returns what a
-   * successor search needs, or null when interrupted by a stop.
+   * successor search needs, or null when interrupted by a stop or when the file must be chosen
+   * again first (the next drain does that).
    */
   async #finish(c: OpenFile, why: string): Promise<{ mtimeNs: bigint; head: Head } | null> {
-    await this.#readToEof(c);
+    if ((await this.#readToEof(c)) === RECHOOSE) {
+      this.#again = true; // not finished: the next drain chooses again, then reads
+      return null;
+    }
     if (this.#o.signal.aborted || this.#closed) return null;
     c.splitter.flush();
     const { mtimeNs, nlink } = await c.fh.stat({ bigint: true });

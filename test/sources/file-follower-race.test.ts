@@ -105,6 +105,19 @@ async function startOnFirstGeneration(): Promise<ReturnType<typeof follow> & { p
   return { p, ...followed };
 }
 
+/** Deletes `full` and creates it again empty: the follower finishes the old file and chooses a file with no head. */
+function recreateEmpty(p: string): void {
+  unlinkSync(p);
+  writeFileSync(p, "");
+}
+
+/** Writes g1 into the (empty) file, copies and truncates it away, then writes g2. */
+function generationCopiedAway(p: string): void {
+  appendFileSync(p, numbered("g1-", 0, 10));
+  copytruncate(p);
+  appendFileSync(p, numbered("g2-", 0, 10));
+}
+
 function assertExactly(records: RawRecord[], expected: string[]): void {
   const seen = records.map((r) => r.text);
   assert.deepEqual(diffExactlyOnce(seen, expected), { dup: [], missing: [], extra: [] });
@@ -132,16 +145,11 @@ describe("file follower: copytruncate races", () => {
 
   it("a file chosen while empty, then written, copied and truncated before its first read", async () => {
     const { p, f, records, logger, errors } = await startOnFirstGeneration();
-    // The old file is deleted and an empty one created: the follower finishes the old file and
-    // chooses the new one while it has no head to be told apart by.
-    unlinkSync(p);
-    writeFileSync(p, "");
+    recreateEmpty(p);
     let chosenWith = -1;
     logger.onChosen = ({ headBytes }) => {
       chosenWith = headBytes;
-      appendFileSync(p, numbered("g1-", 0, 10));
-      copytruncate(p);
-      appendFileSync(p, numbered("g2-", 0, 10));
+      generationCopiedAway(p);
     };
     await drainUntil(f, records, 30);
     assert.equal(chosenWith, 0, "the file was empty when chosen");
@@ -151,8 +159,7 @@ describe("file follower: copytruncate races", () => {
 
   it("an empty new file the follower waits on, then a whole generation copied and truncated before the next look", async () => {
     const { p, f, records, logger, errors } = await startOnFirstGeneration();
-    unlinkSync(p);
-    writeFileSync(p, "");
+    recreateEmpty(p);
     await waitUntil(() => {
       f.wake();
       return logger.entries.some(
@@ -161,9 +168,7 @@ describe("file follower: copytruncate races", () => {
     }, "the empty new file to be chosen");
     await sleep(100); // and looked at: it is empty
     // No wake-up between these: the follower's next look finds g2 where it left an empty file.
-    appendFileSync(p, numbered("g1-", 0, 10));
-    copytruncate(p);
-    appendFileSync(p, numbered("g2-", 0, 10));
+    generationCopiedAway(p);
     await drainUntil(f, records, 30);
     assertExactly(records, generations(3));
     // And the follower goes on normally afterwards: appends, then another ordinary rotation.
