@@ -21,17 +21,32 @@ interface V6Entry {
 }
 const v6Cache = new Map<number, V6Entry>();
 
+/**
+ * An IPv6 literal (already limited to [0-9A-Fa-f:.]) in RFC 5952 form, IPv4-mapped folded to
+ * IPv4, or null. The WHATWG URL host parser (native code in Node) validates and serialises
+ * exactly as RFC 5952 does, several times faster than ipaddr.js and with no JavaScript for
+ * V8 to compile; a property test holds it equal to ipaddr.js.
+ */
 function normalizeV6(s: string): string | null {
+  let host: string;
   try {
-    const a = ipaddr.IPv6.parse(s);
-    // ::ffff:0:0/96 read off the parts: isIPv4MappedAddress() matches every special range first.
-    const p = a.parts;
-    const mapped = p[0] === 0 && p[1] === 0 && p[2] === 0 && p[3] === 0 && p[4] === 0 && p[5] === 0xffff;
-    return mapped ? a.toIPv4Address().toString() : a.toString();
+    host = new URL(`http://[${s}]/`).hostname;
   } catch {
     return null;
   }
+  const v6 = host.slice(1, -1);
+  // ::ffff:0:0/96, which the serialiser prints as "::ffff:" and the last two groups.
+  if (v6.startsWith("::ffff:")) {
+    const m = MAPPED.exec(v6);
+    if (m) {
+      const hi = Number.parseInt(m[1]!, 16);
+      const lo = Number.parseInt(m[2]!, 16);
+      return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+    }
+  }
+  return v6;
 }
+const MAPPED = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/;
 
 function sameText(raw: string, s: string, from: number, to: number): boolean {
   if (raw.length !== to - from) return false;

@@ -10,6 +10,14 @@ describe("normalizeIp", () => {
     assert.equal(normalizeIp("2001:DB8:0:0::66"), "2001:db8::66");
     assert.equal(normalizeIp("[2001:db8::66]"), "2001:db8::66");
     assert.equal(normalizeIp("::ffff:192.0.2.50"), "192.0.2.50");
+    assert.equal(normalizeIp("::FFFF:0:0"), "0.0.0.0");
+  });
+  it("keeps the deprecated IPv4-compatible ::a.b.c.d as IPv6 (another host than a.b.c.d)", () => {
+    // glibc's inet_ntop prints ::102:304 this way; banning 1.2.3.4 for it would hit the wrong host.
+    assert.equal(normalizeIp("::1.2.3.4"), "::102:304");
+    assert.equal(normalizeIp("::0.0.0.1"), "::1");
+    assert.equal(normalizeIp("2001:db8::1.2.3.4"), "2001:db8::102:304");
+    assert.equal(normalizeIp("::ffff:1.2.3.04"), null);
   });
   it("rejects names, garbage and out-of-range octets, also on a second (cached) call", () => {
     for (const bad of ["pbx.example.org", "256.1.1.1", "1.2.3", "01.2.3.4", "2001:db8::zz", "", ":", "1.2.3.4:5060"]) {
@@ -92,7 +100,9 @@ describe("normalizeIpAt (hand-written IPv4 check, interning)", () => {
     const reference = (t: string): string | null => {
       if (V4.test(t)) return t;
       if (!/^[0-9A-Fa-f:.]+$/.test(t) || !t.includes(":") || !ipaddr.IPv6.isValid(t)) return null;
-      const a = ipaddr.IPv6.parse(t);
+      // ipaddr.js reads the deprecated IPv4-compatible form ::a.b.c.d as IPv4-mapped; RFC 4291
+      // (and the kernel) read it as the IPv6 address ::a.b.c.d, another host: see below.
+      const a = ipaddr.IPv6.parse(/^::\d+(\.\d+){3}$/.test(t) ? `::0:${t.slice(2)}` : t);
       return a.isIPv4MappedAddress() ? a.toIPv4Address().toString() : a.toString();
     };
     const v6ish = fc.oneof(
