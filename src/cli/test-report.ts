@@ -110,9 +110,15 @@ class PairSet {
   }
 }
 
-/** Per-event counters by pattern: one Map lookup per event. */
+/**
+ * Per-event counters by pattern: one Map lookup per event. A pattern yields one or a few kinds,
+ * so the counter also remembers the last kind seen with it and that kind's index, which spares
+ * most events a second Map lookup.
+ */
 interface Counter {
   n: number;
+  kind: EventKind;
+  k: number;
 }
 
 const KINDS = EVENT_KINDS.length;
@@ -162,12 +168,19 @@ export class TestReport {
 
   add(ev: SecurityEvent, file: string, lineNo: number): void {
     this.events++;
-    const k = KIND_INDEX.get(ev.kind) ?? 0;
+    const kind = ev.kind;
+    let pc = this.patterns.get(ev.pattern);
+    if (pc === undefined) {
+      pc = { n: 0, kind, k: KIND_INDEX.get(kind) ?? 0 };
+      this.patterns.set(ev.pattern, pc);
+    } else if (pc.kind !== kind) {
+      pc.kind = kind;
+      pc.k = KIND_INDEX.get(kind) ?? 0;
+    }
+    pc.n++;
+    const k = pc.k;
     this.kinds[k]!++;
-    const pc = this.patterns.get(ev.pattern);
-    if (pc === undefined) this.patterns.set(ev.pattern, { n: 1 });
-    else pc.n++;
-    if (ev.kind === "hostile") {
+    if (kind === "hostile") {
       this.hostile++;
       if (this.hostileLines.length < MAX_HOSTILE)
         this.hostileLines.push({

@@ -93,7 +93,42 @@ const DETAILS: readonly string[] = METHODS.flatMap((m) => PJSIP_REASONS.map((r) 
 
 const FAILED_FOR = " failed for '";
 const CALLID = "' (callid: ";
-const TRIES = /^ after \d+ tries in \d+(?:\.\d+)? ms$/;
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** Index of the first of the digits that end at `to` (`to` itself when there are none). */
+function digitsBefore(line: string, to: number): number {
+  let i = to;
+  while (i > 0 && isDigit(line.charCodeAt(i - 1))) i--;
+  return i;
+}
+
+/**
+ * Start of ` after %u tries in %.3f ms` when line[.., end) ends with exactly that, else -1
+ * (read backwards, without a regex or lastIndexOf: both are slow in V8 on a cold start).
+ */
+export function triesStart(line: string, end: number): number {
+  const ms = end - 3;
+  if (ms < 0 || line.charCodeAt(ms) !== 32 || line.charCodeAt(ms + 1) !== 109 || line.charCodeAt(ms + 2) !== 115) {
+    return -1;
+  }
+  let j = digitsBefore(line, ms);
+  if (j === ms) return -1;
+  if (line.charCodeAt(j - 1) === 46) {
+    const k = digitsBefore(line, j - 1);
+    if (k === j - 1) return -1;
+    j = k;
+  }
+  const t = j - TRIES_IN.length;
+  if (t < 0 || !line.startsWith(TRIES_IN, t)) return -1;
+  const d = digitsBefore(line, t);
+  const a = d - AFTER.length;
+  return d < t && a >= 0 && line.startsWith(AFTER, a) ? a : -1;
+}
+const TRIES_IN = " tries in ";
+const AFTER = " after ";
 
 /**
  * res_pjsip `Request '%s' from '%s' failed for '%s' (callid: %s) - %s` in its three wordings
@@ -120,8 +155,8 @@ export function parsePjsipRequest(line: string, m: number, end: number, time: nu
   let reasonEnd = end;
   if (line.charCodeAt(end - 1) === 115 /* s */ && line.charCodeAt(end - 3) === 32) {
     // " after %u tries in %.3f ms"
-    const after = line.lastIndexOf(" after ", end);
-    if (after < 0 || !TRIES.test(line.slice(after, end))) return null;
+    const after = triesStart(line, end);
+    if (after < 0) return null;
     reasonEnd = after;
   }
   const r = endsWithOneOf(line, reasonEnd, ") - ", PJSIP_REASONS);

@@ -41,7 +41,19 @@ export function asteriskRoute(b: Uint8Array, start: number, end: number): Route 
   i += 2;
   const c = b[i];
   if (c === 0x56 /* V */) {
-    if (wordAt(b, i, end, "VERBOSE[")) return ROUTE_SKIP;
+    // "VERBOSE[" (4 of 5 lines in a busy PBX's full log), spelled out: no loop on this path.
+    if (
+      i + 8 <= end &&
+      b[i + 7] === 0x5b &&
+      b[i + 1] === 0x45 &&
+      b[i + 2] === 0x52 &&
+      b[i + 3] === 0x42 &&
+      b[i + 4] === 0x4f &&
+      b[i + 5] === 0x53 &&
+      b[i + 6] === 0x45
+    ) {
+      return ROUTE_SKIP;
+    }
   } else if (c === 0x44 /* D */) {
     if (wordAt(b, i, end, "DEBUG[") || wordAt(b, i, end, "DTMF[")) return ROUTE_SKIP;
   } else if (c === 0x54 /* T */) {

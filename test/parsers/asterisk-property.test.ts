@@ -13,6 +13,7 @@ import { toRecord } from "../../src/core/events.js";
 import { asteriskParser } from "../../src/parsers/asterisk.js";
 import { hostPort, securityAddress } from "../../src/parsers/asterisk-event.js";
 import { parseAsteriskAddress } from "../../src/parsers/asterisk-security-events.js";
+import { triesStart } from "../../src/parsers/asterisk-sip.js";
 import { readFixture } from "../helpers/fixture-file.js";
 import { FIXTURES } from "../helpers/paths.js";
 
@@ -230,6 +231,40 @@ describe("asterisk parser properties", () => {
       }),
       { numRuns: RUNS * 3 },
     );
+  });
+
+  it("triesStart finds exactly the `after %u tries in %.3f ms` ending the old regex matched", () => {
+    const TRIES = /^ after \d+ tries in \d+(?:\.\d+)? ms$/;
+    const reference = (l: string): number => {
+      const a = l.lastIndexOf(" after ");
+      return a >= 0 && TRIES.test(l.slice(a)) ? a : -1;
+    };
+    const piece = fc.constantFrom(
+      " after ",
+      " tries in ",
+      " ms",
+      ".",
+      "1",
+      "23",
+      "0.5",
+      "x",
+      " ",
+      "after",
+      "tries",
+      "ms",
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (parts) => {
+        const l = `Failed to authenticate${parts.join("")}`;
+        assert.equal(triesStart(l, l.length), reference(l), JSON.stringify(l));
+      }),
+      { numRuns: 20 * RUNS },
+    );
+    assert.equal(triesStart("x after 3 tries in 12.345 ms", 28), 1);
+    assert.equal(triesStart("x after 3 tries in 12 ms", 24), 1);
+    for (const bad of ["x after tries in 1 ms", "x after 3 tries in 1. ms", "x after 3 tries in .5 ms", " ms"]) {
+      assert.equal(triesStart(bad, bad.length), -1, bad);
+    }
   });
 
   it("hostPort agrees with splitHostPort on ip:port and [v6]:port", () => {
