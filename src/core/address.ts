@@ -9,7 +9,7 @@ import { ownString } from "./strings.js";
 export const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 /**
- * ipaddr.js parses an IPv6 literal in several microseconds; attackers repeat their addresses,
+ * Parsing an IPv6 literal takes a microsecond or more; attackers repeat their addresses,
  * so the last few thousand results are kept, keyed by a hash of the literal's text computed in
  * place (no slice, no regex on a hit) and checked character by character against the stored
  * text. Cleared when full (bounded memory, no LRU bookkeeping).
@@ -25,7 +25,9 @@ const v6Cache = new Map<number, V6Entry>();
  * An IPv6 literal (already limited to [0-9A-Fa-f:.]) in RFC 5952 form, IPv4-mapped folded to
  * IPv4, or null. The WHATWG URL host parser (native code in Node) validates and serialises
  * exactly as RFC 5952 does, several times faster than ipaddr.js and with no JavaScript for
- * V8 to compile; a property test holds it equal to ipaddr.js.
+ * V8 to compile; a property test holds it equal to ipaddr.js. One deliberate difference: the
+ * deprecated IPv4-compatible `::a.b.c.d` stays the IPv6 address it is (RFC 4291; glibc's
+ * inet_ntop prints ::102:304 that way), where ipaddr.js reads it as IPv4-mapped.
  */
 function normalizeV6(s: string): string | null {
   let host: string;
@@ -67,7 +69,7 @@ function v6Chars(s: string, from: number, to: number): boolean {
 
 /**
  * s[from, to) as a normalised IPv6 (or IPv4-mapped → IPv4) literal, or null. Only the
- * characters [0-9A-Fa-f:.] with at least one ":" get as far as ipaddr.js.
+ * characters [0-9A-Fa-f:.] with at least one ":" get as far as the parser.
  *
  * The cache key hashes the length and the first 4 and last 8 characters only (addresses of one
  * attacker differ at the end); a hit is confirmed by comparing the whole text with the stored
