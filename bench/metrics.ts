@@ -27,7 +27,7 @@ import { Metrics } from "../src/metrics/metrics.js";
 import { LineClassifier } from "../src/parsers/index.js";
 import type { RawRecord } from "../src/sources/types.js";
 import { generateAsteriskLog } from "./gen-asterisk-log.js";
-import { BENCH_DIR, fmt, machine, writeSection } from "./lib/report.js";
+import { BENCH_DIR, fmt, machine, median, writeSection } from "./lib/report.js";
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 9);
@@ -38,11 +38,6 @@ const TARGET_PCT = 10;
 // by both sides' garbage together, lands in whichever slice happens to run and swamps the result.
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /** Cuts `log` into `n` files of about equal size, on line boundaries. */
 function slice(log: string, n: number): string[] {

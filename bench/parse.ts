@@ -17,7 +17,17 @@ import { analyze } from "../src/cli/test-command.js";
 import { defaultConfig } from "../src/config/load.js";
 import { normalizeIp } from "../src/core/address.js";
 import { type GeneratedLog, generateAsteriskLog } from "./gen-asterisk-log.js";
-import { BENCH_DIR, fmt, machine, ROOT, referenceLine, referenceLoopNs, timed, writeSection } from "./lib/report.js";
+import {
+  BENCH_DIR,
+  fmt,
+  machine,
+  median,
+  ROOT,
+  referenceLine,
+  referenceLoopNs,
+  timed,
+  writeSection,
+} from "./lib/report.js";
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -30,11 +40,6 @@ interface SwReport {
   linesPerSecond: number;
   elapsedMs: number;
   addresses: { ip: string; events: number }[];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 /** fail2ban-regex's "Lines: N lines, I ignored, M matched, X missed" summary. */

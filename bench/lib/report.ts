@@ -44,6 +44,12 @@ export function referenceLine(before: number, after: number): string {
   return `Machine speed reference (\`referenceLoopNs\` in bench/lib/report.ts, lower is faster): ${before.toFixed(1)} ns before the runs, ${after.toFixed(1)} ns after.`;
 }
 
+/** The middle value (the upper one of the two middle values for an even count). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
 /** Replaces (or appends) the section `id` of BENCHMARKS.md. */
 export function writeSection(id: string, markdown: string): void {
   const file = join(ROOT, "BENCHMARKS.md");
