@@ -3,15 +3,12 @@
  * The JSON form is a stable, documented interface (see README, "sipwarden test").
  */
 import { EVENT_KINDS, type EventKind, type SecurityEvent } from "../core/events.js";
-import { keyHash } from "../core/strings.js";
+import { keyHash, ownString } from "../core/strings.js";
 import type { BanSummary } from "../detect/replay.js";
 
 /** Per address we list at most this many distinct account names (the count goes on). */
 const MAX_ACCOUNTS = 50;
-/**
- * Distinct accounts are counted by a fingerprint of (address, name) (see PairSet) up to this
- * many per address; past it the count stops.
- */
+/** Distinct accounts are counted (see PairSet) up to this many per address; past it the count stops. */
 const MAX_ACCOUNT_HASHES = 100_000;
 const KIND_INDEX = new Map<EventKind, number>(EVENT_KINDS.map((k, i) => [k, i]));
 
@@ -58,31 +55,53 @@ export interface TestReportJson {
   linesPerSecond: number;
 }
 
+/** Open addressing grows at this load: linear probing stays within a cache line or two. */
+const MAX_LOAD = 0.75;
+
 /**
- * Distinct (address, account name) pairs for all addresses in one open-addressing table of
- * 32-bit fingerprints: one int32 per pair, so that the table of a large enumeration (185,000
- * pairs on the benchmark log) stays within a core's L2 cache, where a probe costs a few ns
- * instead of a memory round trip. A fingerprint mixes the address index with a 32-bit hash of
- * the name, bijectively for a given address: two names of one address collide only when their
- * 32-bit hashes do, and over N distinct pairs in all the expected number of pairs taken for
- * ones already seen is N²/2³³ (4 at 185,000 pairs, 116 at a million).
+ * Distinct (address, account name) pairs for all addresses, in one open-addressing table of
+ * 32-bit keys: one int32 per pair, so that the table of a large enumeration (185,000 pairs on
+ * the benchmark log, 1 MiB) stays within a core's L2 cache.
+ *
+ * A pair of an address index and a name number (see NameTable) both below 2¹⁶ is packed into
+ * 32 bits and mixed by a bijection, so such pairs are counted exactly. Past 65,536 addresses or
+ * names, the key mixes the address index with a 32-bit hash of the name instead: two names of
+ * one address then collide when their hashes do, and over N such pairs about N²/2³³ are taken
+ * for ones already seen.
  */
 class PairSet {
-  // 16,384 slots to start (64 KiB: a cold start pays for every page it touches), grown by 4×
-  // while small (a growth rehashes in unoptimised code, so fewer cost less), then by 2×.
-  private slots = new Int32Array(1 << 14);
+  // 262,144 slots (1 MiB) from the start, then doubled: a growth rehashes every pair in code
+  // that V8 has not optimised yet (it runs a few times per process), which costs far more than
+  // the zeroed pages of a table that is larger than a small log needs (they cost nothing until
+  // touched).
+  private slots = new Int32Array(1 << 18);
   private size = 0;
-  private limit = (1 << 14) * 0.7;
+  private limit = (1 << 18) * MAX_LOAD;
+  /** The key that mixes to 0 (which marks an empty slot) is kept here. */
+  private zero = false;
 
-  /** Adds (a, h) for an address index a and a 32-bit name hash h; true when the pair is new. */
-  add(a: number, h: number): boolean {
-    const slots = this.slots;
-    const mask = slots.length - 1;
-    let fp = Math.imul(a + 1, 0x9e3779b1) + h;
-    fp = Math.imul(fp ^ (fp >>> 16), 0x85ebca6b);
+  /** Adds address index a with name number id (both < 2¹⁶); true when the pair is new. */
+  addExact(a: number, id: number): boolean {
+    return this.insert((a << 16) | id);
+  }
+
+  /** Adds address index a with a 32-bit name hash h; true when the pair is new. */
+  addHashed(a: number, h: number): boolean {
+    return this.insert((Math.imul(a + 1, 0x9e3779b1) + h) | 0);
+  }
+
+  private insert(key: number): boolean {
+    // fmix32 (MurmurHash3's finaliser): a bijection on 32 bits that spreads keys over the table.
+    let fp = Math.imul(key ^ (key >>> 16), 0x85ebca6b);
     fp = Math.imul(fp ^ (fp >>> 13), 0xc2b2ae35);
     fp ^= fp >>> 16;
-    if (fp === 0) fp = 1;
+    if (fp === 0) {
+      if (this.zero) return false;
+      this.zero = true;
+      return true;
+    }
+    const slots = this.slots;
+    const mask = slots.length - 1;
     let i = fp & mask;
     for (let x = slots[i]!; x !== 0; x = slots[i]!) {
       if (x === fp) return false;
@@ -95,7 +114,7 @@ class PairSet {
 
   private grow(): void {
     const old = this.slots;
-    const n = old.length < 1 << 18 ? old.length * 4 : old.length * 2;
+    const n = old.length * 2;
     const slots = new Int32Array(n);
     const mask = n - 1;
     for (let j = 0; j < old.length; j++) {
@@ -106,7 +125,55 @@ class PairSet {
       slots[i] = fp;
     }
     this.slots = slots;
-    this.limit = n * 0.7;
+    this.limit = n * MAX_LOAD;
+  }
+}
+
+/** Names are numbered up to this many per report; the pair table packs a number in 16 bits. */
+const MAX_NAME_IDS = 1 << 16;
+
+/**
+ * Account names, numbered in order of appearance. Scanners try the same dictionary (100, 101,
+ * …, admin) from every address, so a log holds far fewer names than (address, name) pairs:
+ * 2,700 against 185,000 on the benchmark log. One copy of each name is kept, however many
+ * addresses list it, and a name seen before costs a probe by its hash and one comparison.
+ */
+class NameTable {
+  readonly names: string[] = [];
+  private hashes = new Int32Array(256);
+  /** Open addressing by hash: name number + 1, 0 for empty. */
+  private slots = new Int32Array(1024);
+
+  /** The number of `s` (hash h), numbering it if new; -1 once MAX_NAME_IDS names are numbered. */
+  id(s: string, h: number): number {
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    let i = h & mask;
+    for (let x = slots[i]!; x !== 0; x = slots[i]!) {
+      if (this.hashes[x - 1] === h && this.names[x - 1] === s) return x - 1;
+      i = (i + 1) & mask;
+    }
+    const id = this.names.length;
+    if (id >= MAX_NAME_IDS) return -1;
+    // A copy: a slice of the line would keep the whole line alive.
+    this.names.push(ownString(s));
+    if (id === this.hashes.length) this.hashes = grow32(this.hashes, id * 2);
+    this.hashes[id] = h;
+    slots[i] = id + 1;
+    if (this.names.length > slots.length * MAX_LOAD) this.rehash();
+    return id;
+  }
+
+  private rehash(): void {
+    const n = this.slots.length * 4;
+    const slots = new Int32Array(n);
+    const mask = n - 1;
+    for (let id = 0; id < this.names.length; id++) {
+      let i = this.hashes[id]! & mask;
+      while (slots[i] !== 0) i = (i + 1) & mask;
+      slots[i] = id + 1;
+    }
+    this.slots = slots;
   }
 }
 
@@ -125,6 +192,12 @@ const KINDS = EVENT_KINDS.length;
 
 function grow(x: Uint32Array, n: number): Uint32Array<ArrayBuffer> {
   const y = new Uint32Array(n);
+  y.set(x);
+  return y;
+}
+
+function grow32(x: Int32Array, n: number): Int32Array<ArrayBuffer> {
+  const y = new Int32Array(n);
   y.set(x);
   return y;
 }
@@ -152,8 +225,13 @@ export class TestReport {
   private addrEvents = new Uint32Array(1024);
   private addrKinds = new Uint32Array(1024 * KINDS);
   private accountCounts = new Uint32Array(1024);
-  /** The first MAX_ACCOUNTS distinct account names per address. */
-  private readonly names: string[][] = [];
+  /**
+   * The first MAX_ACCOUNTS distinct account names per address, as name numbers in rows of
+   * MAX_ACCOUNTS; a name past the NameTable's capacity is stored as -1 - its index in `extraNames`.
+   */
+  private listed = new Int32Array(1024 * MAX_ACCOUNTS);
+  private readonly extraNames: string[] = [];
+  private readonly nameTable = new NameTable();
   private readonly pairs = new PairSet();
 
   get byKind(): Partial<Record<EventKind, number>> {
@@ -198,23 +276,43 @@ export class TestReport {
     this.addrEvents[a]!++;
     this.addrKinds[a * KINDS + k]!++;
     const acc = ev.account;
-    if (acc !== undefined && acc !== "" && this.accountCounts[a]! < MAX_ACCOUNT_HASHES) {
-      if (this.pairs.add(a, nameHash(acc))) {
-        this.accountCounts[a]!++;
-        const names = this.names[a]!;
-        if (names.length < MAX_ACCOUNTS) names.push(acc);
+    if (acc === undefined || acc === "") return;
+    const count = this.accountCounts[a]!;
+    if (count >= MAX_ACCOUNT_HASHES) return;
+    const h = nameHash(acc);
+    const id = this.nameTable.id(acc, h);
+    if (id >= 0 && a < 1 << 16 ? this.pairs.addExact(a, id) : this.pairs.addHashed(a, h)) {
+      this.accountCounts[a] = count + 1;
+      if (count < MAX_ACCOUNTS) {
+        let ref = id;
+        if (id < 0) {
+          ref = -1 - this.extraNames.length;
+          this.extraNames.push(ownString(acc));
+        }
+        this.listed[a * MAX_ACCOUNTS + count] = ref;
       }
     }
+  }
+
+  /** The names listed for address a, in order of appearance. */
+  private accountsOf(a: number): string[] {
+    const n = Math.min(this.accountCounts[a]!, MAX_ACCOUNTS);
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = this.listed[a * MAX_ACCOUNTS + i]!;
+      out.push(id >= 0 ? this.nameTable.names[id]! : this.extraNames[-1 - id]!);
+    }
+    return out;
   }
 
   private newAddress(ip: string): number {
     const a = this.ips.length;
     this.ips.push(ip);
-    this.names.push([]);
     this.addrIndex.set(ip, a);
     if (a === this.addrEvents.length) {
       this.addrEvents = grow(this.addrEvents, a * 2);
       this.accountCounts = grow(this.accountCounts, a * 2);
+      this.listed = grow32(this.listed, a * 2 * MAX_ACCOUNTS);
       this.addrKinds = grow(this.addrKinds, a * 2 * KINDS);
     }
     return a;
@@ -230,7 +328,7 @@ export class TestReport {
       ip: ips[a]!,
       events: ev[a]!,
       kinds: kindsOf(this.addrKinds, a * KINDS),
-      accounts: this.names[a]!,
+      accounts: this.accountsOf(a),
       accountCount: this.accountCounts[a]!,
     }));
   }

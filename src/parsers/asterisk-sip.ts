@@ -286,16 +286,18 @@ export function parseNoExtension(
  * addresses in the Contact header, which the attacker writes: such lines yield nothing (the
  * distributor's "Not match Endpoint Contact ACL" line carries the real source).
  */
-const ACL_PREFIXES: readonly (readonly [string, string])[] = [
-  ["SIP ACL: ", "PJSIP"],
-  ["SIP Peer ACL: ", "SIP"],
-  ["Manager User ACL: ", "AMI"],
+const ACL_PREFIXES: readonly { readonly prefix: string; readonly service: string }[] = [
+  { prefix: "SIP ACL: ", service: "PJSIP" },
+  { prefix: "SIP Peer ACL: ", service: "SIP" },
+  { prefix: "Manager User ACL: ", service: "AMI" },
 ];
 const ACL_REJECTING = "Rejecting '";
 const ACL_FAILURE = "' due to a failure to pass ACL '";
 
 export function parseAclRejected(line: string, m: number, end: number, time: number): SecurityEvent | null {
-  for (const [prefix, service] of ACL_PREFIXES) {
+  // Indexed, not destructured by for…of (see AMI in asterisk-ami-iax.ts).
+  for (let i = 0; i < ACL_PREFIXES.length; i++) {
+    const { prefix, service } = ACL_PREFIXES[i]!;
     if (!line.startsWith(prefix, m)) continue;
     const a = m + prefix.length;
     if (!line.startsWith(ACL_REJECTING, a)) return null;
