@@ -157,7 +157,7 @@ class NameTable {
     if (id >= MAX_NAME_IDS) return -1;
     // A copy: a slice of the line would keep the whole line alive.
     this.names.push(ownString(s));
-    if (id === this.hashes.length) this.hashes = grow32(this.hashes, id * 2);
+    if (id === this.hashes.length) this.hashes = grow(this.hashes, id * 2);
     this.hashes[id] = h;
     slots[i] = id + 1;
     if (this.names.length > slots.length * MAX_LOAD) this.rehash();
@@ -190,14 +190,9 @@ interface Counter {
 
 const KINDS = EVENT_KINDS.length;
 
-function grow(x: Uint32Array, n: number): Uint32Array<ArrayBuffer> {
-  const y = new Uint32Array(n);
-  y.set(x);
-  return y;
-}
-
-function grow32(x: Int32Array, n: number): Int32Array<ArrayBuffer> {
-  const y = new Int32Array(n);
+/** A copy of x in a new array of n elements (of x's type). */
+function grow<T extends Uint32Array<ArrayBuffer> | Int32Array<ArrayBuffer>>(x: T, n: number): T {
+  const y = new (x.constructor as new (n: number) => T)(n);
   y.set(x);
   return y;
 }
@@ -226,10 +221,14 @@ export class TestReport {
   private addrKinds = new Uint32Array(1024 * KINDS);
   private accountCounts = new Uint32Array(1024);
   /**
-   * The first MAX_ACCOUNTS distinct account names per address, as name numbers in rows of
-   * MAX_ACCOUNTS; a name past the NameTable's capacity is stored as -1 - its index in `extraNames`.
+   * The first MAX_ACCOUNTS distinct account names of each address, as one log of (address,
+   * name) in order of appearance, grouped by address only for the output: 8 bytes per listed
+   * name, nothing per address. A name is its number, or for a name past the NameTable's
+   * capacity, -1 - its index in `extraNames`.
    */
-  private listed = new Int32Array(1024 * MAX_ACCOUNTS);
+  private listedAddr = new Int32Array(4096);
+  private listedName = new Int32Array(4096);
+  private listedCount = 0;
   private readonly extraNames: string[] = [];
   private readonly nameTable = new NameTable();
   private readonly pairs = new PairSet();
@@ -289,18 +288,23 @@ export class TestReport {
           ref = -1 - this.extraNames.length;
           this.extraNames.push(ownString(acc));
         }
-        this.listed[a * MAX_ACCOUNTS + count] = ref;
+        const n = this.listedCount++;
+        if (n === this.listedAddr.length) {
+          this.listedAddr = grow(this.listedAddr, n * 2);
+          this.listedName = grow(this.listedName, n * 2);
+        }
+        this.listedAddr[n] = a;
+        this.listedName[n] = ref;
       }
     }
   }
 
-  /** The names listed for address a, in order of appearance. */
-  private accountsOf(a: number): string[] {
-    const n = Math.min(this.accountCounts[a]!, MAX_ACCOUNTS);
-    const out: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const id = this.listed[a * MAX_ACCOUNTS + i]!;
-      out.push(id >= 0 ? this.nameTable.names[id]! : this.extraNames[-1 - id]!);
+  /** The names listed per address, in order of appearance. */
+  private listedNames(): string[][] {
+    const out = this.ips.map((): string[] => []);
+    for (let i = 0; i < this.listedCount; i++) {
+      const ref = this.listedName[i]!;
+      out[this.listedAddr[i]!]!.push(ref >= 0 ? this.nameTable.names[ref]! : this.extraNames[-1 - ref]!);
     }
     return out;
   }
@@ -312,7 +316,6 @@ export class TestReport {
     if (a === this.addrEvents.length) {
       this.addrEvents = grow(this.addrEvents, a * 2);
       this.accountCounts = grow(this.accountCounts, a * 2);
-      this.listed = grow32(this.listed, a * 2 * MAX_ACCOUNTS);
       this.addrKinds = grow(this.addrKinds, a * 2 * KINDS);
     }
     return a;
@@ -324,11 +327,12 @@ export class TestReport {
     const ev = this.addrEvents;
     const ips = this.ips;
     order.sort((x, y) => ev[y]! - ev[x]! || (ips[x]! < ips[y]! ? -1 : 1));
+    const names = this.listedNames();
     return order.slice(0, limit).map((a) => ({
       ip: ips[a]!,
       events: ev[a]!,
       kinds: kindsOf(this.addrKinds, a * KINDS),
-      accounts: this.accountsOf(a),
+      accounts: names[a]!,
       accountCount: this.accountCounts[a]!,
     }));
   }
