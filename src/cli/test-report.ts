@@ -58,6 +58,14 @@ export interface TestReportJson {
 /** Open addressing grows at this load: linear probing stays within a cache line or two. */
 const MAX_LOAD = 0.75;
 
+/** The first empty slot (0) from `home` on, by linear probing: where a rehash puts an entry. */
+function freeSlot(slots: Int32Array, home: number): number {
+  const mask = slots.length - 1;
+  let i = home & mask;
+  while (slots[i] !== 0) i = (i + 1) & mask;
+  return i;
+}
+
 /**
  * Distinct (address, account name) pairs for all addresses, in one open-addressing table of
  * 32-bit keys: one int32 per pair, so that the table of a large enumeration (185,000 pairs on
@@ -116,13 +124,9 @@ class PairSet {
     const old = this.slots;
     const n = old.length * 2;
     const slots = new Int32Array(n);
-    const mask = n - 1;
     for (let j = 0; j < old.length; j++) {
       const fp = old[j]!;
-      if (fp === 0) continue;
-      let i = fp & mask;
-      while (slots[i] !== 0) i = (i + 1) & mask;
-      slots[i] = fp;
+      if (fp !== 0) slots[freeSlot(slots, fp)] = fp;
     }
     this.slots = slots;
     this.limit = n * MAX_LOAD;
@@ -167,12 +171,7 @@ class NameTable {
   private rehash(): void {
     const n = this.slots.length * 4;
     const slots = new Int32Array(n);
-    const mask = n - 1;
-    for (let id = 0; id < this.names.length; id++) {
-      let i = this.hashes[id]! & mask;
-      while (slots[i] !== 0) i = (i + 1) & mask;
-      slots[i] = id + 1;
-    }
+    for (let id = 0; id < this.names.length; id++) slots[freeSlot(slots, this.hashes[id]!)] = id + 1;
     this.slots = slots;
   }
 }
