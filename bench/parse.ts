@@ -9,8 +9,11 @@
  * machine noise only ever adds time, so the best run is the closest reading of the code's own
  * speed, and the median shows what a typical run gets.
  *
- * Options (env): BENCH_LINES (default 1000000), BENCH_RUNS (default 7), BENCH_F2B=0 to skip fail2ban.
+ * Options (env): BENCH_LINES (default 1000000), BENCH_RUNS (default 7), BENCH_F2B=0 to skip fail2ban,
+ * BENCH_NODE=<node binary>[,<node binary>…] to run `--no-rules` under other Node releases as well
+ * (extra rows, interleaved with the others; the main rows always use the Node running the bench).
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { analyze } from "../src/cli/test-command.js";
@@ -110,10 +113,20 @@ async function main(): Promise<void> {
       runs: [] as Run[],
     },
     { id: "rules", label: "`sipwarden test` (the 10 shipped rules replayed too)", args: [], runs: [] as Run[] },
-  ];
+  ].map((m) => ({ ...m, node: process.execPath }));
+  for (const node of (process.env.BENCH_NODE ?? "").split(",").filter(Boolean)) {
+    const version = execFileSync(node, ["--version"]).toString().trim();
+    modes.push({
+      id: `parse-${version}`,
+      label: `\`sipwarden test --no-rules\` under Node ${version} (BENCH_NODE)`,
+      args: ["--no-rules"],
+      runs: [] as Run[],
+      node,
+    });
+  }
   for (let i = 0; i < RUNS; i++) {
     for (const m of modes) {
-      const r = await timed(process.execPath, [cli, "test", "--json", ...m.args, log]);
+      const r = await timed(m.node, [cli, "test", "--json", ...m.args, log]);
       if (r.code !== 0) throw new Error(`sipwarden test failed (${r.code}): ${r.stderr}`);
       const rep = JSON.parse(r.stdout) as SwReport;
       m.runs.push({ lps: rep.linesPerSecond, wallMs: r.wallMs, rss: r.maxRssKiB, rep });
@@ -183,7 +196,7 @@ async function main(): Promise<void> {
   const lines = [
     "## Parse: `sipwarden test` on a 1M-line Asterisk log",
     "",
-    `Command: \`npm run build && npm run bench:parse\` (log: ${fmt(LINES)} lines, ${fmt(gen.attackLines)} attack lines in 10 formats from ${fmt(gen.byAddress.size)} addresses, seed 42; ${machine()}; ${RUNS} runs of each mode, interleaved).`,
+    `Command: \`npm run build && ${modes.length > 2 ? "BENCH_NODE=<other Node binaries> " : ""}npm run bench:parse\` (log: ${fmt(LINES)} lines, ${fmt(gen.attackLines)} attack lines in 10 formats from ${fmt(gen.byAddress.size)} addresses, seed 42; ${machine()}; ${RUNS} runs of each mode, interleaved).`,
     referenceLine(ref0, referenceLoopNs()),
     "lines/s is sipwarden's own figure (the `linesPerSecond` of `--json`: from opening the first file to the last line handled, in one cold process); wall time adds Node's start-up. Target: ≥ 2,500,000 lines/s and ≥ 40× fail2ban-regex.",
     "",
