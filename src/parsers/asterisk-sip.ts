@@ -267,14 +267,7 @@ export function parseNoExtension(
   const pjsip = module === "pjsip" || (module === "other" && (transport !== undefined || !callFrom));
   const service = pjsip ? "PJSIP" : "SIP";
   const pattern = pjsip ? P.pjsipNoExtension : P.chansipNoExtension;
-  // toExt is the first TO_EXT from m (none fits in the spaces before h); rej the first REJECTED
-  // after it. A second of either, anywhere after m, makes the line ambiguous.
-  const firstRej = line.indexOf(REJECTED, m);
-  if (
-    line.indexOf(TO_EXT, toExt + TO_EXT.length) >= 0 ||
-    firstRej < rej ||
-    line.indexOf(REJECTED, rej + REJECTED.length) >= 0
-  ) {
+  if (atMostTwo(line, TO_EXT, m) > 1 || atMostTwo(line, REJECTED, m) > 1) {
     return hostile(candidatesAfter(line, " (", ") "), line, time, service, pattern, "ambiguous call line");
   }
   const remote = hostPortAt(line, addrStart, toExt, true, transport);
