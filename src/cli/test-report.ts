@@ -225,8 +225,10 @@ export class TestReport {
    * name, nothing per address. A name is its number, or for a name past the NameTable's
    * capacity, -1 - its index in `extraNames`.
    */
-  private listedAddr = new Int32Array(4096);
-  private listedName = new Int32Array(4096);
+  // Sized for 1,300 addresses with 50 names each: growing them inside add() once it is optimised
+  // costs a deoptimisation (untouched pages of a typed array cost no memory).
+  private listedAddr = new Int32Array(1 << 16);
+  private listedName = new Int32Array(1 << 16);
   private listedCount = 0;
   private readonly extraNames: string[] = [];
   private readonly nameTable = new NameTable();

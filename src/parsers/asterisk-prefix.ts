@@ -35,6 +35,17 @@ export interface AsteriskPrefix {
 // memo keyed on the quarter-hour of ctx.now is exact.
 const QUARTER = 900_000;
 
+/**
+ * Lines left before the memos below are used. V8 collects a function's type feedback only
+ * from its ninth call or so, and TurboFan deoptimises optimised code that reaches a call it
+ * has no feedback for. A memo-miss path that ran only on the first line (before any feedback)
+ * would next run at the first minute change, after TurboFan compiled its hot caller: one
+ * deoptimisation, and thousands of lines in slower code until the recompile. So the first
+ * lines bypass the memos (they are exact caches: the result is the same) and the miss paths
+ * get their feedback while the code is still cold.
+ */
+let memoWarmup = 64;
+
 // One-entry memo of the epoch at the start of the last minute seen: log lines come in order,
 // so nearly every line hits it and skips the zone arithmetic.
 let memoKey = -1;
@@ -55,7 +66,7 @@ function wallToEpoch(
   if (mo < 0 || mo > 11 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return Number.NaN;
   const key = ((((year + 1) * 12 + mo) * 32 + d) * 24 + h) * 60 + mi;
   const nowQuarter = year < 0 ? Math.floor(ctx.now / QUARTER) : 0;
-  if (key !== memoKey || ctx.zone !== memoZone || nowQuarter !== memoNowQuarter) {
+  if (key !== memoKey || ctx.zone !== memoZone || nowQuarter !== memoNowQuarter || memoWarmup > 0) {
     const y = year < 0 ? inferYear(ctx.zone, ctx.now, mo, d) : year;
     const base = localToEpoch(ctx.zone, y, mo, d, h, mi, 0, 0);
     if (Number.isNaN(base)) return Number.NaN;
@@ -228,6 +239,7 @@ function readDate(line: string, i: number, ctx: ParseContext, isoSep: number): n
 /** True when line[i…] starts with the memoised minute's text and the memo holds for ctx. */
 function inMemoMinute(line: string, i: number, ctx: ParseContext): boolean {
   return (
+    memoWarmup === 0 &&
     textMemo !== "" &&
     line.charCodeAt(i) === textMemo.charCodeAt(0) &&
     line.indexOf(textMemo, i) === i &&
@@ -325,6 +337,7 @@ function skipHostAndTag(line: string, i: number): number {
  * (wrong shape, unparsable date, or an ignored level such as VERBOSE or DEBUG).
  */
 export function readPrefix(line: string, ctx: ParseContext, out: AsteriskPrefix): boolean {
+  if (memoWarmup > 0) memoWarmup--;
   let end = line.length;
   let e = line.charCodeAt(end - 1);
   while (e === 32 || e === 13 || e === 10 || e === 9) e = line.charCodeAt(--end - 1);
@@ -376,6 +389,7 @@ export function readPrefix(line: string, ctx: ParseContext, out: AsteriskPrefix)
 let tvMinute = "";
 let tvOffset = "";
 let tvBase = 0;
+let tvWarmup = 64;
 
 /**
  * A security event's EventTV in line[start, stop): 12+ `2024-05-14T10:21:07.112+0000`
@@ -384,7 +398,9 @@ let tvBase = 0;
  */
 export function readEventTime(line: string, start: number, stop: number, ctx: ParseContext): number {
   if (line.charCodeAt(start + 10) === 84) {
-    if (
+    // (The memo is bypassed at first, for the reason given at memoWarmup.)
+    if (tvWarmup > 0) tvWarmup--;
+    else if (
       tvMinute !== "" &&
       line.indexOf(tvMinute, start) === start &&
       line.startsWith(tvOffset, stop - tvOffset.length)
