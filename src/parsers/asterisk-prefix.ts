@@ -36,7 +36,7 @@ export interface AsteriskPrefix {
 const QUARTER = 900_000;
 
 /**
- * Lines left before the memos below are used. V8 collects a function's type feedback only
+ * Calls that bypass a memo before it is used. V8 collects a function's type feedback only
  * from its ninth call or so, and TurboFan deoptimises optimised code that reaches a call it
  * has no feedback for. A memo-miss path that ran only on the first line (before any feedback)
  * would next run at the first minute change, after TurboFan compiled its hot caller: one
@@ -44,7 +44,9 @@ const QUARTER = 900_000;
  * lines bypass the memos (they are exact caches: the result is the same) and the miss paths
  * get their feedback while the code is still cold.
  */
-let memoWarmup = 64;
+const MEMO_WARMUP = 64;
+/** Lines left before the date memos below are used (see MEMO_WARMUP). */
+let memoWarmup = MEMO_WARMUP;
 
 // One-entry memo of the epoch at the start of the last minute seen: log lines come in order,
 // so nearly every line hits it and skips the zone arithmetic.
@@ -389,7 +391,8 @@ export function readPrefix(line: string, ctx: ParseContext, out: AsteriskPrefix)
 let tvMinute = "";
 let tvOffset = "";
 let tvBase = 0;
-let tvWarmup = 64;
+/** Security lines left before the EventTV memo is used (see MEMO_WARMUP): its own count, since only security lines call it. */
+let tvWarmup = MEMO_WARMUP;
 
 /**
  * A security event's EventTV in line[start, stop): 12+ `2024-05-14T10:21:07.112+0000`
@@ -398,7 +401,7 @@ let tvWarmup = 64;
  */
 export function readEventTime(line: string, start: number, stop: number, ctx: ParseContext): number {
   if (line.charCodeAt(start + 10) === 84) {
-    // (The memo is bypassed at first, for the reason given at memoWarmup.)
+    // (The memo is bypassed at first, for the reason given at MEMO_WARMUP.)
     if (tvWarmup > 0) tvWarmup--;
     else if (
       tvMinute !== "" &&
