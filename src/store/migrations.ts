@@ -3,7 +3,7 @@
  * `i` of MIGRATIONS takes a database from version `i` to `i + 1`. Append, never edit: a shipped
  * migration has already run on somebody's disk.
  */
-import type Database from "better-sqlite3";
+import type { Sqlite } from "./sqlite-driver.js";
 
 export const MIGRATIONS: readonly string[] = [
   // 1: initial schema.
@@ -73,7 +73,7 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
  * Brings `db` to SCHEMA_VERSION, each step in its own transaction. Returns the version found.
  * Throws a plain Error for a database newer than this build; the caller wraps it.
  */
-export function migrate(db: Database.Database): number {
+export function migrate(db: Sqlite.Database): number {
   const found = db.pragma("user_version", { simple: true }) as number;
   if (found > SCHEMA_VERSION) {
     throw new Error(`schema version ${found} is newer than this sipwarden understands (${SCHEMA_VERSION})`);

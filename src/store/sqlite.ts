@@ -1,5 +1,6 @@
 /**
- * The default state store: one SQLite file (`<stateDir>/sipwarden.db`) through better-sqlite3.
+ * The default state store: one SQLite file (`<stateDir>/sipwarden.db`) through better-sqlite3
+ * (the build for this Node.js release: see sqlite-driver.ts).
  *
  * Durability: WAL journal with `synchronous=NORMAL`. Every commit is written into the WAL with
  * write(2) before the statement returns, so it sits in the kernel's page cache and survives the
@@ -10,11 +11,11 @@
 import { randomUUID } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { normalizeCidr } from "../core/address.js";
 import { isSipwardenError, SipwardenError } from "../core/errors.js";
 import type { EventRecord } from "../core/events.js";
 import { migrate } from "./migrations.js";
+import { type Sqlite, sqlite } from "./sqlite-driver.js";
 import { prepare, type RawBan } from "./statements.js";
 import {
   type AddBanResult,
@@ -96,7 +97,9 @@ export function openSqliteStore(stateDir: string, options: SqliteStoreOptions = 
       cause: e,
     });
   }
-  let db: Database.Database | undefined;
+  // Outside the try below: a driver that cannot load says so, and is not taken for a damaged file.
+  const Database = sqlite();
+  let db: Sqlite.Database | undefined;
   try {
     db = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
     db.pragma("journal_mode = WAL");
@@ -129,7 +132,7 @@ function message(e: unknown): string {
 /** The SQLite implementation of `Store`. Create it with `openSqliteStore`. */
 export class SqliteStore implements Store {
   readonly file: string;
-  private readonly db: Database.Database;
+  private readonly db: Sqlite.Database;
   private readonly now: () => number;
   private readonly ringSize: number;
   private readonly decay: number;
@@ -142,7 +145,7 @@ export class SqliteStore implements Store {
   private readonly addEventsTx: (records: readonly EventRecord[]) => void;
 
   /** @internal use `openSqliteStore`. */
-  constructor(db: Database.Database, file: string, options: SqliteStoreOptions) {
+  constructor(db: Sqlite.Database, file: string, options: SqliteStoreOptions) {
     this.db = db;
     this.file = file;
     this.now = options.now ?? Date.now;
@@ -296,7 +299,7 @@ export class SqliteStore implements Store {
     try {
       return this.db.transaction(fn)();
     } catch (e) {
-      throw e instanceof Database.SqliteError ? this.wrap("commitBatch", e) : e;
+      throw e instanceof sqlite().SqliteError ? this.wrap("commitBatch", e) : e;
     }
   }
 

@@ -2,7 +2,7 @@
  * The SQL of the SQLite store, prepared once per connection: the hot paths never compile SQL.
  * Row shapes are the tables' own (snake_case); `sqlite.ts` maps them to the public types.
  */
-import type Database from "better-sqlite3";
+import type { Sqlite } from "./sqlite-driver.js";
 import type { BanSource } from "./types.js";
 
 export interface RawBan {
@@ -24,7 +24,7 @@ export interface RawEnded extends RawBan {
 }
 
 /** Every statement, prepared once: the hot paths never compile SQL. */
-export function prepare(db: Database.Database) {
+export function prepare(db: Sqlite.Database) {
   return {
     getBan: db.prepare<[string], RawBan>("SELECT * FROM bans WHERE target = ?"),
     insBan: db.prepare(

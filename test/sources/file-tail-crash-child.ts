@@ -3,7 +3,7 @@
  * its text in SQLite, in the SAME transaction as the record's acknowledged offset — exactly
  * the contract the daemon follows. Usage: file-tail-crash-child.ts <db> <log>
  */
-import Database from "better-sqlite3";
+
 import { FileTail } from "../../src/sources/file-tail.js";
 import {
   acknowledge,
@@ -13,6 +13,9 @@ import {
   type Position,
 } from "../../src/sources/offsets.js";
 import type { RawRecord } from "../../src/sources/types.js";
+import { sqlite } from "../../src/store/sqlite-driver.js";
+
+const Database = sqlite();
 
 const [dbPath, logPath] = process.argv.slice(2);
 if (!dbPath || !logPath) throw new Error("usage: file-tail-crash-child.ts <db> <log>");

@@ -19,9 +19,11 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
-import Database from "better-sqlite3";
+import { type Sqlite, sqlite } from "../../src/store/sqlite-driver.js";
 import { ROOT } from "../helpers/paths.js";
 import { diffExactlyOnce, sleep, tempDir, waitUntil } from "./file-tail-helpers.js";
+
+const Database = sqlite();
 
 const CHILD = join(ROOT, "test", "sources", "file-tail-crash-child.ts");
 /** Batches (25 lines, ~20 ms apart) between rename rotations; lower it to hunt races. */
@@ -64,7 +66,7 @@ async function crashRun(mode: "rename" | "copytruncate"): Promise<void> {
     return c;
   };
   // Opened lazily, once the child has created the database.
-  const db: { reader: Database.Database | null } = { reader: null };
+  const db: { reader: Sqlite.Database | null } = { reader: null };
   const count = () => {
     try {
       db.reader ??= existsSync(dbPath) ? new Database(dbPath, { readonly: true, fileMustExist: true }) : null;

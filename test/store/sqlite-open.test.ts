@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import Database from "better-sqlite3";
 import { isSipwardenError } from "../../src/core/errors.js";
 import { moveAside, openSqliteStore, storePath } from "../../src/store/sqlite.js";
+import { type Sqlite, sqlite } from "../../src/store/sqlite-driver.js";
 import { ban, fresh, T0, tempDir } from "./helpers.js";
+
+const Database = sqlite();
 
 describe("open", () => {
   test("creates the directory 0700 and the file 0600", () => {
@@ -30,7 +32,7 @@ describe("open", () => {
     const again = openSqliteStore(dir);
     assert.equal(again.getMeta("installId"), id, "install id is stable across opens");
     // synchronous is per connection: check the store's own connection.
-    const sync = (again as unknown as { db: Database.Database }).db.pragma("synchronous", { simple: true });
+    const sync = (again as unknown as { db: Sqlite.Database }).db.pragma("synchronous", { simple: true });
     assert.equal(sync, 1, "synchronous=NORMAL");
     again.close();
   });

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import Database from "better-sqlite3";
 import { isSipwardenError } from "../../src/core/errors.js";
 import type { EventRecord } from "../../src/core/events.js";
 import { openSqliteStore, storePath } from "../../src/store/sqlite.js";
+import { sqlite } from "../../src/store/sqlite-driver.js";
 import { ban, DAY, fresh, HOUR, T0 } from "./helpers.js";
+
+const Database = sqlite();
 
 function event(i: number): EventRecord {
   return {
