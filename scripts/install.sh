@@ -32,6 +32,8 @@ fi
 
 [ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund
 npm run build --silent
+# A release line past its end of life gets no security fixes (the daemon logs this too).
+node --input-type=module -e 'const { runtimeWarning } = await import(process.argv[1]); const w = runtimeWarning(); if (w) console.error(`WARNING: ${w}.`);' "$repo/dist/core/runtime.js"
 
 if [ "$(id -u)" -ne 0 ]; then
   state="${XDG_STATE_HOME:-$HOME/.local/state}/sipwarden"

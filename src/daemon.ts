@@ -14,6 +14,7 @@ import type { Config } from "./config/schema.js";
 import { SipwardenError } from "./core/errors.js";
 import { hostAddresses } from "./core/host-addresses.js";
 import type { Logger } from "./core/logger.js";
+import { runtimeWarning } from "./core/runtime.js";
 import { Supervisor } from "./core/supervisor.js";
 import { hostZone } from "./core/time.js";
 import { BanManager, banInfo } from "./daemon/ban-manager.js";
@@ -127,6 +128,8 @@ export class Daemon {
       },
     });
     this.enforcer = enforcer;
+    const runtime = runtimeWarning();
+    if (runtime) this.log.warn({ node: process.versions.node }, runtime);
     if (enforcer.backend === "dry-run")
       this.log.warn(
         "DRY RUN: sipwarden detects and records bans but blocks nothing (not root, nft missing, or --backend dry-run)",
