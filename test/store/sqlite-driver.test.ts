@@ -4,7 +4,8 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
-import { driverPackage, NAPI_DRIVER_FROM, sqlite } from "../../src/store/sqlite-driver.js";
+import { isSipwardenError } from "../../src/core/errors.js";
+import { driverPackage, loadDriver, NAPI_DRIVER_FROM, sqlite } from "../../src/store/sqlite-driver.js";
 
 describe("SQLite driver", () => {
   it("takes better-sqlite3 13 (Node-API) from Node.js 22 on, and 12 on Node.js 20", () => {
@@ -13,6 +14,27 @@ describe("SQLite driver", () => {
     assert.equal(driverPackage(22), "better-sqlite3");
     assert.equal(driverPackage(24), "better-sqlite3");
     assert.equal(driverPackage(26), "better-sqlite3");
+  });
+
+  it("says which driver failed to load, why, and what to do", () => {
+    const missing = (id: string) => {
+      throw new Error(`Cannot find module '${id}'`);
+    };
+    assert.throws(
+      () => loadDriver(20, missing),
+      (e: unknown) =>
+        isSipwardenError(e) &&
+        e.code === "STORE_FAILED" &&
+        e.message ===
+          "the SQLite driver for Node.js 20 (better-sqlite3-node20) cannot be loaded: Cannot find module " +
+            "'better-sqlite3-node20'. Run `npm ci` again under this Node.js, which installs the driver for it, " +
+            "or upgrade to Node.js 22 or later",
+    );
+    assert.throws(
+      () => loadDriver(24, missing),
+      (e: unknown) =>
+        isSipwardenError(e) && /\(better-sqlite3\) cannot be loaded: .*installs the driver for it$/.test(e.message),
+    );
   });
 
   it("loads the build for this Node.js, which opens a database and runs SQL", () => {
