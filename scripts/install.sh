@@ -39,17 +39,13 @@ if [ "$(id -u)" -ne 0 ]; then
   state="${XDG_STATE_HOME:-$HOME/.local/state}/sipwarden"
   mkdir -p "$state"
   echo "Not root: starting sipwarden in the foreground in DRY-RUN mode (nothing is blocked)."
-  exec node "$repo/dist/main.js" run --backend dry-run --state-dir "$state" --socket "$state/sipwarden.sock" "$@"
+  exec "$repo/bin/sipwarden" run --backend dry-run --state-dir "$state" --socket "$state/sipwarden.sock" "$@"
 fi
 
 install -d -m 0755 /etc/sipwarden /etc/sipwarden/sipwarden.d
 [ -e /etc/sipwarden/sipwarden.yaml ] || install -m 0644 config/sipwarden.yaml /etc/sipwarden/sipwarden.yaml
 install -d -m 0700 /var/lib/sipwarden
-cat > /usr/local/bin/sipwarden <<WRAP
-#!/bin/sh
-exec node "$repo/dist/main.js" "\$@"
-WRAP
-chmod 0755 /usr/local/bin/sipwarden
+ln -sf "$repo/bin/sipwarden" /usr/local/bin/sipwarden
 
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   install -m 0644 packaging/sipwarden.service /etc/systemd/system/sipwarden.service
