@@ -3,15 +3,16 @@
  * (20% attack lines from 1,000 attackers, 80% ordinary lines), side by side with
  * `fail2ban-regex … asterisk.conf` when fail2ban is installed.
  *
- * `sipwarden test` runs twice per round, interleaved: `--no-rules` (read, parse and report: what
- * this benchmark is about) and as users run it (the shipped rules replayed as well; bench:detect
- * measures detection on its own). Both are reported as best and median of the runs: on a shared
- * machine noise only ever adds time, so the best run is the closest reading of the code's own
- * speed, and the median shows what a typical run gets.
+ * Each round runs, interleaved: `sipwarden test --no-rules` (read, parse and report: what this
+ * benchmark is about), `sipwarden test` as users run it (the shipped rules replayed as well;
+ * bench:detect measures detection on its own), a diagnostic `--no-rules` run with Node's defaults
+ * (below), the BENCH_NODE rows, and one in-process pass. Each row gives the best and the median of
+ * its runs: on a shared machine noise only ever adds time, so the best run is the closest reading
+ * of the code's own speed, and the median shows what a typical run gets.
  *
  * sipwarden runs as users run it: through bin/sipwarden, which starts Node.js with the options
- * sipwarden is tuned for. A diagnostic row runs `node dist/main.js` directly (Node's own defaults),
- * which shows what those options are worth.
+ * sipwarden is tuned for. The diagnostic row runs `node dist/main.js` directly (Node's own
+ * defaults), which shows what those options are worth.
  *
  * Options (env): BENCH_LINES (default 1000000), BENCH_RUNS (default 7), BENCH_F2B=0 to skip fail2ban,
  * BENCH_NODE=<node binary>[,<node binary>…] to run `--no-rules` under other Node releases as well
