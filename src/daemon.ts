@@ -101,6 +101,11 @@ export class Daemon {
     try {
       await this.startInner();
       this.state = "running";
+      // performance.now() counts from the process's start: module loading is part of it.
+      this.log.info(
+        { version: VERSION, backend: this.enforcer?.backend, startupMs: Math.round(performance.now()) },
+        "sipwarden running",
+      );
     } catch (err) {
       await this.stop("start failed");
       throw err;

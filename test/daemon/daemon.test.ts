@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { apiCall } from "../../src/api/client.js";
 import type { EventRecord } from "../../src/core/events.js";
+import { VERSION } from "../../src/daemon.js";
 import {
   type DaemonProc,
   pjsipFailure,
@@ -45,6 +46,17 @@ describe("daemon", { timeout: 180_000 }, () => {
     const log = join(dir, "full");
     writeFileSync(log, "");
     const d = await start(dir, log);
+    // Once started, it says so, with the backend and how long the start took from exec.
+    const running = await waitFor("the running line", () =>
+      d
+        .output()
+        .split("\n")
+        .map((l) => (l.startsWith("{") ? (JSON.parse(l) as Record<string, unknown>) : null))
+        .find((j) => j?.msg === "sipwarden running"),
+    );
+    assert.equal(running.backend, "dry-run");
+    assert.equal(running.version, VERSION);
+    assert.ok(typeof running.startupMs === "number" && running.startupMs > 0 && running.startupMs < 60_000);
     for (let i = 0; i < 6; i++) appendFileSync(log, pjsipFailure("198.51.100.7", i) + "\n");
     const bans = await waitFor("the ban", async () => {
       const b = await d.bans();

@@ -3,13 +3,13 @@
  * namespace, on Kamailio's log, with the nftables backend (`launchDaemon`). It runs dist/main.js
  * (`npm run build` first, as .ci/run does); E2E_DEFENDER=src runs it from source instead.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { apiCall } from "../../src/api/client.js";
 import type { BanInfo, StatusInfo } from "../../src/api/types.js";
 import { ROOT } from "../helpers/paths.js";
 import type { SipLab } from "./lab.js";
-import { Proc, type RunResult, run, waitFor } from "./procs.js";
+import { Proc, type RunResult, run, sleep, waitFor } from "./procs.js";
 
 export const MAIN_JS = join(ROOT, "dist", "main.js");
 const FROM_SOURCE = ["--import", "tsx", join(ROOT, "src", "main.ts")];
@@ -33,7 +33,17 @@ export interface Defender {
   cli(args: readonly string[]): Promise<RunResult>;
   /** Stops the daemon (SIGTERM, then SIGKILL) and waits for it. Idempotent. */
   stop(): Promise<void>;
+  /** From spawn to the first answer of its control API. */
+  readonly startupMs: number;
 }
+
+/**
+ * How long the daemon may take to answer its control API. It answers in about a second here;
+ * the budget is wide because a shared CI VM can stall for many seconds (one CI run saw about
+ * 20 s pass between spawn and the daemon's first log line), and a slow start is not what this
+ * test is about. The time it took is reported, and a miss comes with the daemon's JS stack.
+ */
+const STARTUP_BUDGET_MS = 90_000;
 
 /** Why the defended run cannot run here, or false when it can. */
 export function defenderSkipReason(): string | false {
@@ -49,9 +59,9 @@ export async function startDefender(lab: SipLab): Promise<Defender> {
 }
 
 /**
- * `node dist/main.js run --log <kamailio log> --format kamailio --backend nftables
- *  --state-dir <dir> --socket <sock> --from-start [-c <config>]`, in the PBX namespace (so its
- * nftables table and conntrack are the PBX's), output to `<workDir>/sipwarden.log`.
+ * `node --report-on-signal dist/main.js run --log <kamailio log> --format kamailio --backend
+ *  nftables --state-dir <dir> --socket <sock> --from-start [-c <config>]`, in the PBX namespace
+ * (so its nftables table and conntrack are the PBX's), output to `<workDir>/sipwarden.log`.
  */
 export async function launchDaemon(
   lab: SipLab,
@@ -60,6 +70,8 @@ export async function launchDaemon(
     extraArgs?: string[];
     /** Node arguments that start the CLI; default `[dist/main.js]` (e.g. `["--import", "tsx", "src/main.ts"]`). */
     entry?: string[];
+    /** How long to wait for the control API; default STARTUP_BUDGET_MS. */
+    startupBudgetMs?: number;
   } = {},
 ): Promise<Defender> {
   const stateDir = join(lab.workDir, "sipwarden-state");
@@ -67,7 +79,12 @@ export async function launchDaemon(
   const socket = join(lab.workDir, "sipwarden.sock");
   const logFile = join(lab.workDir, "sipwarden.log");
   const entry = opts.entry ?? [MAIN_JS];
+  const reportDir = join(lab.workDir, "node-report");
+  mkdirSync(reportDir, { recursive: true });
   const args = [
+    // SIGUSR2 makes Node write a diagnostic report (JS and native stacks) if startup stalls.
+    "--report-on-signal",
+    `--report-directory=${reportDir}`,
     ...entry,
     "run",
     "--log",
@@ -84,6 +101,7 @@ export async function launchDaemon(
     ...(opts.config ? ["-c", opts.config] : []),
     ...(opts.extraArgs ?? []),
   ];
+  const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
   const fd = openSync(logFile, "a");
   let proc: Proc;
   try {
@@ -106,12 +124,19 @@ export async function launchDaemon(
         return undefined;
       }
     },
-    20_000,
+    opts.startupBudgetMs ?? STARTUP_BUDGET_MS,
     200,
   );
+  const startupMs = Date.now() - proc.started;
   if (ready !== true) {
+    const running = !proc.exited;
+    const stalled = running ? await stallReport(proc.pid, reportDir) : "";
     await proc.stop();
-    throw new Error(`sipwarden did not come up; its output:\n${readFileSync(logFile, "utf8").slice(-3000)}`);
+    const outcome = running ? "still running, stopped now" : `exited (${describeExit(await proc.done)})`;
+    throw new Error(
+      `sipwarden did not come up within ${startupMs} ms (${outcome}); its output:\n` +
+        `${readFileSync(logFile).subarray(logStart).toString("utf8").slice(-3000)}${stalled}`,
+    );
   }
   const defender: Defender = {
     socket,
@@ -124,6 +149,57 @@ export async function launchDaemon(
     stop: async () => {
       await proc.stop(5000);
     },
+    startupMs,
   };
   return defender;
+}
+
+function describeExit(r: RunResult): string {
+  return r.code !== null ? `exit ${r.code}` : `signal ${r.signal}`;
+}
+
+/** The kernel's view of a stalled daemon and, via SIGUSR2, Node's report of where its JS is. */
+async function stallReport(pid: number, reportDir: string): Promise<string> {
+  const out: string[] = [];
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const state = /^State:\s*(.*)$/m.exec(status)?.[1] ?? "?";
+    const wchan = readFileSync(`/proc/${pid}/wchan`, "utf8").trim() || "-";
+    // utime and stime, in clock ticks (100 per second on Linux), after the ")" that ends comm.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const cpuMs = (Number(f[11]) + Number(f[12])) * 10;
+    out.push(`process ${pid}: state ${state}, wchan ${wchan}, ${cpuMs} ms of CPU used`);
+    process.kill(pid, "SIGUSR2");
+  } catch (e) {
+    out.push(`process ${pid}: ${(e as Error).message}`);
+    return `\n--- stall ---\n${out.join("\n")}`;
+  }
+  // Node names it report.<date>.<time>.<pid>.<thread>.<seq>.json
+  let name: string | undefined;
+  for (let i = 0; i < 25 && !name; i++) {
+    await sleep(200);
+    name = readdirSync(reportDir).find((f) => f.split(".")[3] === String(pid) && f.endsWith(".json"));
+  }
+  if (!name) out.push("no diagnostic report within 5 s: the event loop is blocked (a busy loop or a synchronous call)");
+  else {
+    try {
+      const rep = JSON.parse(readFileSync(join(reportDir, name), "utf8")) as {
+        javascriptStack?: { message?: string; stack?: string[] };
+        libuv?: ({ type?: string; is_active?: boolean } & Record<string, unknown>)[];
+      };
+      // The event loop ran the handler, so no JS was running: what it waits on is in libuv.
+      const stack = rep.javascriptStack?.stack ?? [];
+      if (stack.length > 0 && !/^Unavailable/.test(stack[0] ?? "")) out.push("JS stack:", ...stack.slice(0, 30));
+      out.push("event loop idle; active libuv handles and requests:");
+      for (const h of rep.libuv ?? []) {
+        if (!h.is_active || h.type === "async" || h.type === "check" || h.type === "prepare") continue;
+        const { type, is_active: _a, is_referenced: _r, address: _ad, ...rest } = h;
+        out.push(`  ${type ?? "?"} ${JSON.stringify(rest)}`);
+      }
+    } catch (e) {
+      out.push(`report ${name}: ${(e as Error).message}`);
+    }
+  }
+  return `\n--- stall ---\n${out.join("\n")}`;
 }

@@ -111,12 +111,15 @@ if (reason && process.env.CI === "true") {
       timeout: 300_000,
       skip: defenderSkipReason(),
     }, async (t) => {
+      const t0 = Date.now();
       const lab = await SipLab.create({ keepWorkDir, logMode });
+      t.diagnostic(`lab up in ${Date.now() - t0} ms`);
       const check = new Checks();
       let defender: Defender | null = null;
       let log = "";
       try {
         defender = await startDefender(lab);
+        t.diagnostic(`sipwarden answered its control API ${defender.startupMs} ms after spawn`);
         const c = await runCampaign(lab, defender);
         log = lab.kamailio.log();
         report(t, `e2e with sipwarden (nftables), Kamailio log via ${logMode}`, c);
