@@ -97,7 +97,8 @@ export class Kamailio {
         const r = await run("kamcmd", ["-s", `unix:${this.ctlSocket}`, "core.uptime"], { timeoutMs: 3000 });
         return r.code === 0 && r.stdout.includes("uptime") ? true : undefined;
       },
-      20_000,
+      // About a second here; wide because a shared CI VM can stall for many seconds.
+      60_000,
       200,
     );
     if (ok !== true) {
@@ -119,7 +120,7 @@ export class Kamailio {
     );
     const ok = await waitFor(
       () => (this.#sink?.output().includes("ready") ? true : this.#sink?.exited ? false : undefined),
-      15_000,
+      60_000,
       50,
     );
     if (ok !== true) throw new Error(`the syslog sink did not start in ${workDir}: ${this.#sink.output()}`);
