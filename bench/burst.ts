@@ -9,7 +9,8 @@
  *   node --import tsx bench/burst.ts [--lines 1000000] [--runs 3] [--f2b-timeout 120]
  *                                    [--no-fail2ban] [--f2b-backend polling] [--no-variants] [--no-write]
  *
- * Uses dist/main.js when it exists (`npm run build` first), else the TypeScript sources.
+ * Runs sipwarden as users do, through bin/sipwarden, when dist/ exists (`npm run build` first),
+ * else from the TypeScript sources.
  */
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -243,7 +244,7 @@ async function main(): Promise<void> {
   const lines = [
     "## Burst (`bench/burst.ts`)",
     "",
-    `\`npm run bench:burst\` (\`node --import tsx bench/burst.ts\`, ${dist ? "dist/main.js: `npm run build` first" : "TypeScript sources via tsx"}), ${machine()}; load average ${runs.map((r) => r.load).join(" | ")} after the sipwarden part of each run (the machine is shared with other work).`,
+    `\`npm run bench:burst\` (\`node --import tsx bench/burst.ts\`, ${dist ? "sipwarden through bin/sipwarden: `npm run build` first" : "TypeScript sources via tsx"}), ${machine()}; load average ${runs.map((r) => r.load).join(" | ")} after the sipwarden part of each run (the machine is shared with other work).`,
     `Log: \`bench/gen-asterisk-log.ts\`, ${fmt(LINES)} lines (seed 42, ${mib} MiB, ${fmt(attackLines)} attack lines in 10 formats from ${attackers} attackers), restamped to span the last ${SPAN_MS / 1000} s, plus one last line from ${LAST}, an address found nowhere else. Each tool starts on an empty file; the whole content is then appended in one write (${runs.map((r) => fmt(r.sw[0]!.writeMs)).join(" / ")} ms) and the clock runs from the start of that write until ${LAST} is banned. Rule: maxretry 1 on both sides (sipwarden: the \`type: instant\` rule below, with \`policy.ipv6Prefix: 128\` so that it bans single addresses as fail2ban does). Both tools run in a network namespace the benchmark creates.`,
     "- **sipwarden**: `sipwarden run --backend nftables`; bans are timed by `nft monitor new elements` in the namespace (committed to the kernel set). The diagnostic rows switch off one cost at a time to show where the time goes; they are not recommended settings.",
     f2bWhy

@@ -9,7 +9,8 @@
  *                                      [--pause 50] [--no-fail2ban] [--f2b-backend polling]
  *                                      [--no-variants] [--no-write]
  *
- * Uses dist/main.js when it exists (`npm run build` first), else the TypeScript sources.
+ * Runs sipwarden as users do, through bin/sipwarden, when dist/ exists (`npm run build` first),
+ * else from the TypeScript sources.
  */
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { setPriority, tmpdir } from "node:os";
@@ -246,7 +247,7 @@ async function main(): Promise<void> {
   const lines = [
     "## Time to ban (`bench/latency.ts`)",
     "",
-    `\`npm run bench:latency\` (\`node --import tsx bench/latency.ts\`, ${dist ? "dist/main.js: `npm run build` first" : "TypeScript sources via tsx"}), ${machine()}; load average ${runs.map((r) => r.load).join(" | ")} after the sipwarden part of each run (the machine is shared with other work).`,
+    `\`npm run bench:latency\` (\`node --import tsx bench/latency.ts\`, ${dist ? "sipwarden through bin/sipwarden: `npm run build` first" : "TypeScript sources via tsx"}), ${machine()}; load average ${runs.map((r) => r.load).join(" | ")} after the sipwarden part of each run (the machine is shared with other work).`,
     `One Asterisk PJSIP "Failed to authenticate" line is appended to the followed log, each trial from a new attacker (198.51.100.0/24), ${PAUSE_MS} ms apart, after ${WARMUP} warm-up trials; rule: maxretry 1 (\`type: instant\`, any failed login). Each tool runs in its own network namespace, created by the benchmark. The benchmark process and \`nft monitor\` run at nice ${APPARATUS_NICE} so that on the busy machine the measuring side does not wait for a CPU; the daemon and fail2ban run at the default priority.`,
     "- **sipwarden**: `sipwarden run --backend nftables`; the clock stops when `nft monitor new elements` (same namespace) prints the address in `inet sipwarden`, i.e. the ban is committed in the kernel set. The indented rows split that time using the daemon's own log (whole milliseconds).",
     f2bWhy

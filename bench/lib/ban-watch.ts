@@ -5,12 +5,13 @@
  * the statistics the reports print.
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { normalizeIp } from "../../src/core/address.js";
 import { type DaemonProc, startDaemon } from "../../test/helpers/daemon-proc.js";
 import type { Lab } from "../../test/helpers/netns.js";
+import { ROOT } from "../../test/helpers/paths.js";
 
 /** Children a benchmark started; killed by PID if the benchmark is interrupted. */
 const tracked = new Set<ChildProcess>();
@@ -160,6 +161,8 @@ export async function startSipwarden(
     dir,
     args: ["-c", cfg, "--log", log, "--format", "asterisk", "--backend", "nftables"],
     wrap: ["ip", "netns", "exec", lab.ns(node), ...(opts.nice === undefined ? [] : ["nice", "-n", String(opts.nice)])],
+    // As users run it (bin/sipwarden and its Node options) once built; else from the sources.
+    launcher: existsSync(join(ROOT, "dist", "main.js")),
   });
   track(daemon.child);
   return { daemon, log };

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { startDaemon } from "../helpers/daemon-proc.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
 const LAUNCHER = join(ROOT, "bin", "sipwarden");
@@ -59,6 +60,28 @@ describe("bin/sipwarden", () => {
     // With the real node on PATH: the program itself answers.
     const version = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
     assert.equal(execFileSync(link, ["--version"]).toString().trim(), version);
+  });
+
+  it("runs the daemon as the process it was started as (exec), so systemd's MAINPID and signals reach node", async (t) => {
+    if (!existsSync(join(ROOT, "dist", "main.js"))) {
+      t.skip("dist/main.js not built (npm run build)");
+      return;
+    }
+    const d = await startDaemon({
+      dir,
+      launcher: true,
+      args: ["--backend", "dry-run", "--log", join(dir, "none.log")],
+    });
+    try {
+      assert.equal(d.child.spawnargs[0], LAUNCHER);
+      // The PID the launcher was started as is now node itself, with the launcher's option.
+      const argv = readFileSync(`/proc/${d.child.pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+      assert.deepEqual(argv.slice(0, 4), [process.execPath, "--v8-pool-size=0", join(ROOT, "dist", "main.js"), "run"]);
+      assert.equal((await d.status()).dryRun, true);
+    } finally {
+      // SIGTERM to that PID is the daemon's clean stop.
+      assert.equal(await d.stop("SIGTERM"), 0);
+    }
   });
 
   it("says so and fails when the Node.js binary it is given does not exist", () => {

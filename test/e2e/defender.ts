@@ -1,7 +1,8 @@
 /**
  * Where sipwarden plugs into the lab: `startDefender(lab)` starts the daemon inside the PBX
- * namespace, on Kamailio's log, with the nftables backend (`launchDaemon`). It runs dist/main.js
- * (`npm run build` first, as .ci/run does); E2E_DEFENDER=src runs it from source instead.
+ * namespace, on Kamailio's log, with the nftables backend (`launchDaemon`). It runs the installed
+ * command, bin/sipwarden, on dist/ (`npm run build` first, as .ci/run does); E2E_DEFENDER=src
+ * runs it from source instead.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -12,11 +13,21 @@ import type { SipLab } from "./lab.js";
 import { Proc, type RunResult, run, sleep, waitFor } from "./procs.js";
 
 export const MAIN_JS = join(ROOT, "dist", "main.js");
-const FROM_SOURCE = ["--import", "tsx", join(ROOT, "src", "main.ts")];
+const LAUNCHER = join(ROOT, "bin", "sipwarden");
+
+/** A program and its first arguments, which start the CLI. */
+export interface Entry {
+  program: string;
+  args: string[];
+}
+
+/** As users start it: the installed command, bin/sipwarden, running this Node. */
+const AS_INSTALLED: Entry = { program: LAUNCHER, args: [] };
+const FROM_SOURCE: Entry = { program: process.execPath, args: ["--import", "tsx", join(ROOT, "src", "main.ts")] };
 
 /** How the daemon is started. */
-function entry(): string[] {
-  return process.env.E2E_DEFENDER === "src" ? FROM_SOURCE : [MAIN_JS];
+function entry(): Entry {
+  return process.env.E2E_DEFENDER === "src" ? FROM_SOURCE : AS_INSTALLED;
 }
 
 /** A running sipwarden, as the test sees it. */
@@ -29,7 +40,7 @@ export interface Defender {
   /** Active bans, straight from the control API (fast enough to poll). */
   bans(): Promise<BanInfo[]>;
   status(): Promise<StatusInfo>;
-  /** `node dist/main.js <args> --socket <socket>`: the real CLI, for `status` and `bans`. */
+  /** `sipwarden <args> --socket <socket>`: the real CLI, for `status` and `bans`. */
   cli(args: readonly string[]): Promise<RunResult>;
   /** Stops the daemon (SIGTERM, then SIGKILL) and waits for it. Idempotent. */
   stop(): Promise<void>;
@@ -49,7 +60,7 @@ const STARTUP_BUDGET_MS = 90_000;
 export function defenderSkipReason(): string | false {
   const e = entry();
   // Under CI a missing build is a failure (launchDaemon says why), not a reason to skip.
-  if (e[0] === MAIN_JS && !existsSync(MAIN_JS) && process.env.CI !== "true")
+  if (e === AS_INSTALLED && !existsSync(MAIN_JS) && process.env.CI !== "true")
     return `${MAIN_JS} is missing: run npm run build first`;
   return false;
 }
@@ -59,17 +70,18 @@ export async function startDefender(lab: SipLab): Promise<Defender> {
 }
 
 /**
- * `node --report-on-signal dist/main.js run --log <kamailio log> --format kamailio --backend
- *  nftables --state-dir <dir> --socket <sock> --from-start [-c <config>]`, in the PBX namespace
- * (so its nftables table and conntrack are the PBX's), output to `<workDir>/sipwarden.log`.
+ * `bin/sipwarden run --log <kamailio log> --format kamailio --backend nftables --state-dir <dir>
+ *  --socket <sock> --from-start [-c <config>]` (the installed command, with this Node and
+ *  NODE_OPTIONS=--report-on-signal), in the PBX namespace (so its nftables table and conntrack
+ *  are the PBX's), output to `<workDir>/sipwarden.log`.
  */
 export async function launchDaemon(
   lab: SipLab,
   opts: {
     config?: string;
     extraArgs?: string[];
-    /** Node arguments that start the CLI; default `[dist/main.js]` (e.g. `["--import", "tsx", "src/main.ts"]`). */
-    entry?: string[];
+    /** What starts the CLI; default bin/sipwarden (as installed), running this Node. */
+    entry?: Entry;
     /** How long to wait for the control API; default STARTUP_BUDGET_MS. */
     startupBudgetMs?: number;
   } = {},
@@ -78,14 +90,17 @@ export async function launchDaemon(
   mkdirSync(stateDir, { recursive: true });
   const socket = join(lab.workDir, "sipwarden.sock");
   const logFile = join(lab.workDir, "sipwarden.log");
-  const entry = opts.entry ?? [MAIN_JS];
+  const entry = opts.entry ?? AS_INSTALLED;
   const reportDir = join(lab.workDir, "node-report");
   mkdirSync(reportDir, { recursive: true });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    SIPWARDEN_NODE: process.execPath,
+    // SIGUSR2 makes Node write a diagnostic report (JS stack, libuv handles) if startup stalls.
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --report-on-signal --report-directory=${reportDir}`.trim(),
+  };
   const args = [
-    // SIGUSR2 makes Node write a diagnostic report (JS and native stacks) if startup stalls.
-    "--report-on-signal",
-    `--report-directory=${reportDir}`,
-    ...entry,
+    ...entry.args,
     "run",
     "--log",
     lab.kamailio.logFile,
@@ -105,8 +120,9 @@ export async function launchDaemon(
   const fd = openSync(logFile, "a");
   let proc: Proc;
   try {
-    proc = new Proc(process.execPath, args, {
+    proc = new Proc(entry.program, args, {
       ns: lab.ns("pbx"),
+      env,
       timeoutMs: 30 * 60_000,
       stdio: ["ignore", fd, fd],
       cwd: ROOT,
@@ -145,7 +161,11 @@ export async function launchDaemon(
     bans: () => apiCall<BanInfo[]>("GET", "/v1/bans", undefined, conn),
     status: () => apiCall<StatusInfo>("GET", "/v1/status", undefined, conn),
     cli: (cliArgs) =>
-      run(process.execPath, [...entry, ...cliArgs, "--socket", socket], { timeoutMs: 20_000, cwd: ROOT }),
+      run(entry.program, [...entry.args, ...cliArgs, "--socket", socket], {
+        timeoutMs: 20_000,
+        cwd: ROOT,
+        env: { ...process.env, SIPWARDEN_NODE: process.execPath },
+      }),
     stop: async () => {
       await proc.stop(5000);
     },

@@ -61,22 +61,41 @@ export interface StartOptions {
   wrap?: string[];
   /** Wait until the control socket answers (default true). */
   ready?: boolean;
+  /**
+   * Start it as users do, through bin/sipwarden (with SIPWARDEN_NODE set to this Node), instead
+   * of `node dist/main.js`. Needs the build.
+   */
+  launcher?: boolean;
 }
+
+export const LAUNCHER = join(ROOT, "bin", "sipwarden");
 
 export async function startDaemon(opts: StartOptions = {}): Promise<DaemonProc> {
   const dir = opts.dir ?? tempDir();
   const socket = join(dir, "ctl.sock");
   const stateDir = join(dir, "state");
+  const built = existsSync(join(ROOT, "dist", "main.js"));
+  if (opts.launcher && !built) throw new Error("startDaemon({ launcher: true }) needs the build: npm run build");
   const cli =
-    existsSync(join(ROOT, "dist", "main.js")) && process.env.SW_TEST_TSX !== "1"
+    built && process.env.SW_TEST_TSX !== "1"
       ? [join(ROOT, "dist", "main.js")]
       : ["--import", "tsx", join(ROOT, "src", "main.ts")];
-  const args = [...cli, "run", "--socket", socket, "--state-dir", stateDir, "--json-logs", ...(opts.args ?? [])];
-  const cmd = opts.wrap ? opts.wrap[0]! : process.execPath;
-  const full = opts.wrap ? [...opts.wrap.slice(1), process.execPath, ...args] : args;
+  const args = [
+    ...(opts.launcher ? [] : cli),
+    "run",
+    "--socket",
+    socket,
+    "--state-dir",
+    stateDir,
+    "--json-logs",
+    ...(opts.args ?? []),
+  ];
+  const program = opts.launcher ? LAUNCHER : process.execPath;
+  const cmd = opts.wrap ? opts.wrap[0]! : program;
+  const full = opts.wrap ? [...opts.wrap.slice(1), program, ...args] : args;
   const child = spawn(cmd, full, {
     cwd: ROOT,
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, ...(opts.launcher ? { SIPWARDEN_NODE: process.execPath } : {}), ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
