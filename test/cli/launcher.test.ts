@@ -7,11 +7,9 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import { startDaemon } from "../helpers/daemon-proc.js";
+import { LAUNCHER, startDaemon } from "../helpers/daemon-proc.js";
+import { ROOT } from "../helpers/paths.js";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
-const LAUNCHER = join(ROOT, "bin", "sipwarden");
 const dir = mkdtempSync(join(tmpdir(), "sw-launcher-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -8,12 +8,12 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from "node:path";
 import { apiCall } from "../../src/api/client.js";
 import type { BanInfo, StatusInfo } from "../../src/api/types.js";
+import { LAUNCHER } from "../helpers/daemon-proc.js";
 import { ROOT } from "../helpers/paths.js";
 import type { SipLab } from "./lab.js";
 import { Proc, type RunResult, run, sleep, waitFor } from "./procs.js";
 
 export const MAIN_JS = join(ROOT, "dist", "main.js");
-const LAUNCHER = join(ROOT, "bin", "sipwarden");
 
 /** A program and its first arguments, which start the CLI. */
 export interface Entry {
@@ -52,7 +52,8 @@ export interface Defender {
  * How long the daemon may take to answer its control API. It answers in about a second here;
  * the budget is wide because a shared CI VM can stall for many seconds (one CI run saw about
  * 20 s pass between spawn and the daemon's first log line), and a slow start is not what this
- * test is about. The time it took is reported, and a miss comes with the daemon's JS stack.
+ * test is about. The time it took is reported; a miss comes with the daemon's process state
+ * and Node's diagnostic report (see stallReport).
  */
 const STARTUP_BUDGET_MS = 90_000;
 
