@@ -5,7 +5,9 @@
  * counted with Buffer.indexOf, which is memchr-fast.
  */
 import { isAscii } from "node:buffer";
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, createReadStream, openSync, readSync } from "node:fs";
+import { pipeline, Readable, type Transform } from "node:stream";
+import * as zlib from "node:zlib";
 import { SipwardenError } from "../core/errors.js";
 import { type LineRouter, ROUTE_DIRECT, ROUTE_SKIP } from "../parsers/types.js";
 
@@ -243,11 +245,163 @@ function describeIoError(cause: unknown): string {
   return (e.code && why[e.code]) ?? e.message ?? String(cause);
 }
 
-/** Scans a file (or `-` for stdin) to the end. */
+/**
+ * A read that failed part of the way through: the lines before the failure were delivered, and
+ * `stats` counts them, so that a report can still show them next to the error.
+ */
+export class PartialReadError extends SipwardenError {
+  constructor(
+    message: string,
+    file: string,
+    readonly stats: ScanStats,
+    cause: unknown,
+  ) {
+    super("INPUT_READ", message, { file, cause });
+  }
+}
+
+/**
+ * What an input's first bytes say it is. Rotated logs are often compressed (logrotate's
+ * `compress`: gzip by default, or xz, zstd, bzip2 via `compresscmd`), and a journald file is
+ * binary: read as text, any of them would give a silent, empty report.
+ */
+export type InputKind = "text" | "gzip" | "zstd" | "xz" | "bzip2" | "lz4" | "compress" | "journal";
+
+/** Bytes needed to tell the kinds apart. */
+const SNIFF_BYTES = 10;
+
+function startsWithBytes(head: Uint8Array, bytes: readonly number[], at = 0): boolean {
+  if (head.length < at + bytes.length) return false;
+  for (let i = 0; i < bytes.length; i++) if (head[at + i] !== bytes[i]) return false;
+  return true;
+}
+
+/** The kind of an input from its first bytes (at least SNIFF_BYTES of them, unless it is shorter). */
+export function sniffInput(head: Uint8Array): InputKind {
+  if (startsWithBytes(head, [0x1f, 0x8b])) return "gzip";
+  if (startsWithBytes(head, [0x28, 0xb5, 0x2f, 0xfd])) return "zstd";
+  if (startsWithBytes(head, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return "xz";
+  if (startsWithBytes(head, [0x04, 0x22, 0x4d, 0x18])) return "lz4";
+  if (startsWithBytes(head, [0x1f, 0x9d])) return "compress";
+  // "LPKSHHRH": systemd's journal file header.
+  if (startsWithBytes(head, [0x4c, 0x50, 0x4b, 0x53, 0x48, 0x48, 0x52, 0x48])) return "journal";
+  // "BZh" and a block size digit, then a block ("1AY&SY") or the end-of-stream marker (empty input).
+  if (
+    startsWithBytes(head, [0x42, 0x5a, 0x68]) &&
+    head[3]! >= 0x31 &&
+    head[3]! <= 0x39 &&
+    (startsWithBytes(head, [0x31, 0x41, 0x59, 0x26, 0x53, 0x59], 4) ||
+      startsWithBytes(head, [0x17, 0x72, 0x45, 0x38, 0x50, 0x90], 4))
+  ) {
+    return "bzip2";
+  }
+  return "text";
+}
+
+type ZstdFactory = () => Transform;
+/** zstd decompression is in node:zlib from Node 22.15 / 23.8 on. */
+const createZstdDecompress = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
+
+/** A decompressing stream for `kind`, or null when this Node.js cannot decompress it. */
+function decompressor(kind: InputKind): Transform | null {
+  if (kind === "gzip") return zlib.createGunzip();
+  if (kind === "zstd" && createZstdDecompress) return createZstdDecompress();
+  return null;
+}
+
+/** The command that turns such an input into text, for the error message. */
+const TO_TEXT: Record<Exclude<InputKind, "text">, (file: string) => string> = {
+  gzip: (f) => `zcat ${f}`,
+  zstd: (f) => `zstdcat ${f}`,
+  xz: (f) => `xzcat ${f}`,
+  bzip2: (f) => `bzcat ${f}`,
+  lz4: (f) => `lz4cat ${f}`,
+  compress: (f) => `zcat ${f}`,
+  journal: (f) => `journalctl --file ${f} -o short-iso`,
+};
+
+function shellQuote(s: string): string {
+  return /^[\w./@%+=:,-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+function unreadableKind(kind: Exclude<InputKind, "text">, path: string): SipwardenError {
+  const what =
+    kind === "journal"
+      ? "a systemd journal file, not a text log"
+      : kind === "zstd"
+        ? `compressed with zstd, which Node.js ${process.versions.node} cannot decompress (22.15 and later can)`
+        : `compressed with ${kind === "compress" ? "compress (.Z)" : kind}`;
+  const how =
+    path === "-"
+      ? `${TO_TEXT[kind]("FILE")} | sipwarden test -`
+      : `${TO_TEXT[kind](shellQuote(path))} | sipwarden test -`;
+  return new SipwardenError("INPUT_READ", `${what}; read it through a pipe: ${how}`, { file: path });
+}
+
+/**
+ * Feeds `source` into the scanner, decompressed when its first bytes say it is gzip (or zstd
+ * where Node.js has it). Used for standard input and for compressed files; plain files take the
+ * synchronous path in scanPath.
+ */
+async function scanChunks(source: AsyncIterable<Buffer>, scanner: ChunkScanner, path: string): Promise<void> {
+  const it = source[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let got = 0;
+  let done = false;
+  while (got < SNIFF_BYTES) {
+    const r = await it.next();
+    if (r.done) {
+      done = true;
+      break;
+    }
+    head.push(r.value);
+    got += r.value.length;
+  }
+  const first = Buffer.concat(head);
+  async function* all(): AsyncGenerator<Buffer> {
+    yield first;
+    while (!done) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  const kind = sniffInput(first);
+  if (kind === "text") {
+    for await (const chunk of all()) scanner.push(chunk);
+    return;
+  }
+  const d = decompressor(kind);
+  if (d === null) throw unreadableKind(kind, path);
+  const out = pipeline(Readable.from(all(), { objectMode: false }), d, () => {});
+  try {
+    for await (const chunk of out) scanner.push(chunk as Buffer);
+  } catch (cause) {
+    // A system call's error (EIO, …) is the file's; anything else is zlib's verdict on the data.
+    const errno = /^E[A-Z]+$/.test(String((cause as NodeJS.ErrnoException)?.code));
+    const why = errno
+      ? `cannot read: ${describeIoError(cause)}`
+      : `${kind} data is damaged or cut short: ${(cause as Error)?.message ?? String(cause)}`;
+    throw new PartialReadError(`${why} (after ${scanner.stats.lines} lines)`, path, scanner.stats, cause);
+  }
+}
+
+function readError(path: string, cause: unknown, stats: ScanStats): SipwardenError {
+  const message = `cannot read: ${describeIoError(cause)}`;
+  return stats.lines > 0
+    ? new PartialReadError(message, path, stats, cause)
+    : new SipwardenError("INPUT_READ", message, { file: path, cause });
+}
+
+/**
+ * Scans a file (or `-` for stdin) to the end. gzip input (a rotated `full.1.gz`) is decompressed
+ * on the fly; other compressed or binary inputs are refused with the command that reads them.
+ * A failure part of the way through is a PartialReadError carrying what was read.
+ */
 export async function scanPath(path: string, opts: ScanOptions, sink: LineSink): Promise<ScanStats> {
   const scanner = new ChunkScanner(opts, sink);
   if (path === "-") {
-    for await (const chunk of process.stdin) scanner.push(chunk as Buffer);
+    await scanChunks(process.stdin as AsyncIterable<Buffer>, scanner, path);
     return scanner.end();
   }
   let fd: number;
@@ -259,6 +413,20 @@ export async function scanPath(path: string, opts: ScanOptions, sink: LineSink):
       cause,
     });
   }
+  let kind: InputKind;
+  try {
+    // pread at offset 0: the file position stays at the start for the reads below.
+    const head = Buffer.alloc(SNIFF_BYTES);
+    kind = sniffInput(head.subarray(0, readSync(fd, head, 0, SNIFF_BYTES, 0)));
+  } catch (cause) {
+    closeSync(fd);
+    throw readError(path, cause, scanner.stats);
+  }
+  if (kind !== "text") {
+    // The stream takes the descriptor over and closes it.
+    await scanChunks(createReadStream(path, { fd, highWaterMark: CHUNK }), scanner, path);
+    return scanner.end();
+  }
   try {
     // Read straight into one buffer and move only the unfinished tail: no per-chunk concat.
     const buf = Buffer.allocUnsafe(CHUNK * 2);
@@ -268,10 +436,7 @@ export async function scanPath(path: string, opts: ScanOptions, sink: LineSink):
       try {
         n = readSync(fd, buf, carry, buf.length - carry, null);
       } catch (cause) {
-        throw new SipwardenError("INPUT_READ", `cannot read: ${describeIoError(cause)}`, {
-          file: path,
-          cause,
-        });
+        throw readError(path, cause, scanner.stats);
       }
       if (n === 0) break;
       scanner.stats.bytes += n;

@@ -16,7 +16,7 @@ import { loadRules } from "../detect/rules.js";
 import { createCustomParser } from "../parsers/custom.js";
 import { LineClassifier, type LogFormat } from "../parsers/index.js";
 import type { LineParser } from "../parsers/types.js";
-import { scanPath } from "./bulk-read.js";
+import { PartialReadError, type ScanStats, scanPath } from "./bulk-read.js";
 import { formatHuman } from "./test-format.js";
 import { TestReport, type TestReportJson } from "./test-report.js";
 
@@ -70,8 +70,14 @@ export async function analyze(
   let missedTotal = 0;
   const t0 = process.hrtime.bigint();
   const errors: SipwardenError[] = [];
+  const count = (file: string, stats: ScanStats) => {
+    report.files.push(file);
+    report.lines += stats.lines;
+    report.bytes += stats.bytes;
+    report.skippedLong += stats.skippedLong;
+  };
   for (const file of files) {
-    let stats: Awaited<ReturnType<typeof scanPath>>;
+    let stats: ScanStats;
     try {
       stats = await scanPath(
         file,
@@ -95,14 +101,13 @@ export async function analyze(
     } catch (err) {
       if (err instanceof SipwardenError && err.code === "INPUT_READ") {
         errors.push(err);
+        // Cut short part of the way through: what was read is in the report, so it is counted.
+        if (err instanceof PartialReadError) count(file, err.stats);
         continue;
       }
       throw err;
     }
-    report.files.push(file);
-    report.lines += stats.lines;
-    report.bytes += stats.bytes;
-    report.skippedLong += stats.skippedLong;
+    count(file, stats);
   }
   const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
   return {

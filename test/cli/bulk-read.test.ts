@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
+import * as zlib from "node:zlib";
+import { gzipSync } from "node:zlib";
 import fc from "fast-check";
-import { ChunkScanner, scanPath } from "../../src/cli/bulk-read.js";
+import { ChunkScanner, PartialReadError, scanPath, sniffInput } from "../../src/cli/bulk-read.js";
 import { isSipwardenError } from "../../src/core/errors.js";
 import { ROUTE_DIRECT, ROUTE_NEEDLES, ROUTE_SKIP } from "../../src/parsers/index.js";
 
@@ -170,5 +173,151 @@ describe("ChunkScanner with a router", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+/** `tool -c` of `data` (the real compressor), or null when the tool is not installed. */
+function compressWith(tool: string, data: Buffer): Buffer | null {
+  const r = spawnSync(tool, ["-c"], { input: data, maxBuffer: 1 << 28 });
+  return r.status === 0 ? r.stdout : null;
+}
+
+describe("scanPath: compressed and binary input", () => {
+  const dir = mkdtempSync(join(tmpdir(), "sw-bulk-z-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  // Over 1 MiB of text, so that both the compressed and the decompressed data cross chunk boundaries.
+  const lines: string[] = [];
+  for (let i = 0; i < 40_000; i++)
+    lines.push(i % 13 === 0 ? `line ${i} FAIL ü` : `line ${i} ordinary ${"p".repeat(i % 50)}`);
+  const text = Buffer.from(lines.join("\n") + "\n");
+
+  async function scan(path: string) {
+    const got: [number, string][] = [];
+    const stats = await scanPath(path, { needles: ["FAIL"] }, (line, no) => got.push([no, line]));
+    return { got, stats };
+  }
+
+  it("reads a gzip file (a rotated full.1.gz) exactly as the plain file", async () => {
+    const plain = join(dir, "full");
+    const gz = join(dir, "full.1.gz");
+    writeFileSync(plain, text);
+    writeFileSync(gz, gzipSync(text));
+    const want = await scan(plain);
+    const got = await scan(gz);
+    assert.equal(want.got.length, Math.ceil(40_000 / 13));
+    assert.deepEqual(got.got, want.got);
+    assert.deepEqual(got.stats, want.stats);
+    // Decompressed bytes are counted, as for the plain file.
+    assert.equal(got.stats.bytes, text.length);
+  });
+
+  it("reads a gzip file of several members (files concatenated with cat) to the end", async () => {
+    const half = lines.length / 2;
+    const a = Buffer.from(lines.slice(0, half).join("\n") + "\n");
+    const b = Buffer.from(lines.slice(half).join("\n") + "\n");
+    const f = join(dir, "multi.gz");
+    writeFileSync(f, Buffer.concat([gzipSync(a), gzipSync(b)]));
+    const { got, stats } = await scan(f);
+    assert.equal(stats.lines, lines.length);
+    assert.equal(got.length, Math.ceil(40_000 / 13));
+    assert.deepEqual(got.at(-1), [39_988 + 1, lines[39_988]]);
+  });
+
+  it("a gzip file cut short: PartialReadError with the lines read before the cut, which were delivered", async () => {
+    const whole = gzipSync(text);
+    const f = join(dir, "cut.gz");
+    writeFileSync(f, whole.subarray(0, Math.floor(whole.length / 2)));
+    const got: number[] = [];
+    await assert.rejects(
+      scanPath(f, { needles: ["FAIL"] }, (_l, no) => got.push(no)),
+      (e: unknown) => {
+        assert.ok(e instanceof PartialReadError, String(e));
+        assert.equal(e.code, "INPUT_READ");
+        assert.match(e.message, /gzip data is damaged or cut short: unexpected end of file \(after \d+ lines\)/);
+        assert.ok(e.stats.lines > 1000 && e.stats.lines < lines.length, String(e.stats.lines));
+        // Every delivered line is one the scanner counted, and in order.
+        assert.ok(got.length > 0 && got.at(-1)! <= e.stats.lines);
+        return true;
+      },
+    );
+  });
+
+  it("damaged gzip data (bytes overwritten in the middle): a clear INPUT_READ error, no crash", async () => {
+    const bad = Buffer.from(gzipSync(text));
+    bad.fill(0x55, 2000, 2400);
+    const f = join(dir, "bad.gz");
+    writeFileSync(f, bad);
+    await assert.rejects(
+      scan(f),
+      (e: unknown) => isSipwardenError(e, "INPUT_READ") && /gzip data is damaged/.test(e.message),
+    );
+  });
+
+  for (const [tool, kind, cat] of [
+    ["xz", "xz", "xzcat"],
+    ["bzip2", "bzip2", "bzcat"],
+    ["lz4", "lz4", "lz4cat"],
+  ] as const) {
+    it(`a ${kind} file is refused with the command that reads it (${cat} … | sipwarden test -)`, async (t) => {
+      const data = compressWith(tool, text);
+      if (!data) return t.skip(`${tool} is not installed (scripts/install-test-deps.sh installs it)`);
+      assert.equal(sniffInput(data.subarray(0, 10)), kind);
+      const f = join(dir, `full.2.${kind}`);
+      writeFileSync(f, data);
+      await assert.rejects(scan(f), (e: unknown) => {
+        assert.ok(isSipwardenError(e, "INPUT_READ"));
+        assert.ok(!(e instanceof PartialReadError));
+        assert.equal(e.file, f);
+        assert.equal(e.message, `compressed with ${kind}; read it through a pipe: ${cat} ${f} | sipwarden test -`);
+        return true;
+      });
+    });
+  }
+
+  it("zstd: decompressed where Node.js has zstd (22.15+), else refused with zstdcat", async (t) => {
+    const data = compressWith("zstd", text);
+    if (!data) return t.skip("zstd is not installed (scripts/install-test-deps.sh installs it)");
+    assert.equal(sniffInput(data), "zstd");
+    const f = join(dir, "full.3.zst");
+    writeFileSync(f, data);
+    if (typeof (zlib as { createZstdDecompress?: unknown }).createZstdDecompress === "function") {
+      writeFileSync(join(dir, "plain3"), text);
+      assert.deepEqual((await scan(f)).got, (await scan(join(dir, "plain3"))).got);
+    } else {
+      await assert.rejects(
+        scan(f),
+        (e: unknown) =>
+          isSipwardenError(e, "INPUT_READ") && /zstd, which Node\.js .* cannot decompress.*zstdcat /.test(e.message),
+      );
+    }
+  });
+
+  it("a file name with spaces or quotes is quoted for the shell in the advice", async () => {
+    const data = compressWith("xz", Buffer.from("x\n"));
+    const f = join(dir, "it's here.xz");
+    writeFileSync(f, data ?? Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0, 0, 0, 0]));
+    await assert.rejects(
+      scan(f),
+      (e: unknown) => isSipwardenError(e) && e.message.endsWith(`xzcat '${dir}/it'\\''s here.xz' | sipwarden test -`),
+    );
+  });
+
+  it("what the magic numbers say; a text log, even one starting with NUL bytes (a crash), stays text", () => {
+    const b = (...x: number[]) => Buffer.from(x);
+    assert.equal(sniffInput(gzipSync(Buffer.from("x"))), "gzip");
+    assert.equal(sniffInput(b(0x1f, 0x9d, 0x90, 0x78)), "compress");
+    assert.equal(sniffInput(Buffer.from("LPKSHHRH\0\0\0\0")), "journal");
+    assert.equal(sniffInput(Buffer.from("[May  4 09:01:02] NOTICE[1]")), "text");
+    assert.equal(sniffInput(Buffer.alloc(10)), "text");
+    assert.equal(sniffInput(Buffer.from("BZh9 is not a bzip2 header")), "text");
+    assert.equal(sniffInput(b()), "text");
+    assert.equal(sniffInput(b(0x1f)), "text");
+  });
+
+  it("an empty file and a file shorter than the magic numbers are read as text", async () => {
+    writeFileSync(join(dir, "empty"), "");
+    writeFileSync(join(dir, "short"), "FAIL\n");
+    assert.equal((await scan(join(dir, "empty"))).stats.lines, 0);
+    assert.deepEqual((await scan(join(dir, "short"))).got, [[1, "FAIL"]]);
   });
 });

@@ -5,15 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { gzipSync } from "node:zlib";
 import { ROOT } from "../helpers/paths.js";
 
 const MAIN = join(ROOT, "src", "main.ts");
 
-function run(args: string[], input?: string) {
+function run(args: string[], input?: string | Buffer) {
   const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, "test", ...args], {
     cwd: ROOT,
     encoding: "utf8",
@@ -21,6 +22,11 @@ function run(args: string[], input?: string) {
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+const JOURNAL_REMOTE = ["/lib/systemd/systemd-journal-remote", "/usr/lib/systemd/systemd-journal-remote"].find(
+  existsSync,
+);
+const HAVE_JOURNALCTL = spawnSync("journalctl", ["--version"]).status === 0;
 
 const pjsip = (sec: number, account: string, ip: string, reason = "Failed to authenticate") =>
   `[2024-05-14 10:21:${String(sec).padStart(2, "0")}] NOTICE[2191] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from '"${account}" <sip:${account}@10.20.0.5>' failed for '${ip}:5060' (callid: c${sec}) - ${reason}`;
@@ -148,5 +154,92 @@ describe("sipwarden test", () => {
     const fmt = run(["--format", "sylog", log]);
     assert.notEqual(fmt.code, 0);
     assert.match(fmt.stderr, /sylog/);
+  });
+
+  test("a gzip-compressed rotated log (full.1.gz), also on standard input: the same report as the plain log", () => {
+    const gz = join(dir, "full.1.gz");
+    writeFileSync(gz, gzipSync(LINES.join("\n") + "\n"));
+    const plain = JSON.parse(run(["--json", log]).stdout) as Report;
+    for (const r of [run(["--json", gz]), run(["--json", "-"], gzipSync(LINES.join("\n") + "\n"))]) {
+      assert.equal(r.code, 0, r.stderr);
+      const rep = JSON.parse(r.stdout) as Report;
+      assert.equal(rep.lines, LINES.length);
+      assert.equal(rep.events, 10);
+      assert.deepEqual(rep.addresses, plain.addresses);
+      assert.deepEqual(rep.bans, plain.bans);
+    }
+  });
+
+  test("a gzip log cut short: its lines up to the cut are counted and reported, the error named; exit 66", () => {
+    // Enough lines that half of the compressed file holds some of them.
+    const many = Array.from({ length: 4000 }, (_, i) => pjsip(i % 60, `u${i}`, "198.51.100.77"));
+    const whole = gzipSync(many.join("\n") + "\n");
+    const cut = join(dir, "full.2.gz");
+    writeFileSync(cut, whole.subarray(0, Math.floor(whole.length / 2)));
+    const r = run(["--json", "--no-rules", cut, log]);
+    assert.equal(r.code, 66);
+    assert.match(
+      r.stderr,
+      /full\.2\.gz: gzip data is damaged or cut short: unexpected end of file \(after \d+ lines\)/,
+    );
+    const rep = JSON.parse(r.stdout) as Report;
+    const read = Number(/after (\d+) lines/.exec(r.stderr)![1]);
+    assert.ok(read > 100 && read < many.length, String(read));
+    // The cut file's lines (each one event) and the plain log's are all in the report.
+    assert.equal(rep.lines, read + LINES.length);
+    assert.equal(rep.events, read + 10);
+    assert.equal(rep.addresses.find((a) => a.ip === "198.51.100.77")?.events, read);
+  });
+
+  test("an xz-compressed log is refused with the command that reads it; the other files are still read", (t) => {
+    const xz = spawnSync("xz", ["-c"], { input: LINES.join("\n") });
+    if (xz.status !== 0) return t.skip("xz is not installed (scripts/install-test-deps.sh installs it)");
+    const f = join(dir, "full.3.xz");
+    writeFileSync(f, xz.stdout);
+    const r = run(["--json", f, log]);
+    assert.equal(r.code, 66);
+    assert.equal(
+      r.stderr,
+      `sipwarden: ${f}: compressed with xz; read it through a pipe: xzcat ${f} | sipwarden test -\n`,
+    );
+    assert.equal((JSON.parse(r.stdout) as Report).events, 10);
+    // The advice works.
+    const piped = run(["--json", "-"], spawnSync("xzcat", [f]).stdout);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal((JSON.parse(piped.stdout) as Report).events, 10);
+  });
+
+  test("a journald file is refused with the journalctl command that reads it, and that command's output yields the events", {
+    skip: !JOURNAL_REMOTE || !HAVE_JOURNALCTL ? "needs journalctl and systemd-journal-remote" : false,
+  }, () => {
+    const msg =
+      "NOTICE[2191]: res_pjsip/pjsip_distributor.c:591 in log_failed_request: Request 'REGISTER' from '<sip:1001@203.0.113.10>' failed for '198.51.100.23:5060' (callid: j1) - Failed to authenticate";
+    const exp = [
+      "__REALTIME_TIMESTAMP=1715682068020117",
+      "__MONOTONIC_TIMESTAMP=1",
+      "_BOOT_ID=0123456789abcdef0123456789abcdef",
+      "_HOSTNAME=pbx1",
+      "SYSLOG_IDENTIFIER=asterisk",
+      "_PID=1234",
+      `MESSAGE=${msg}`,
+      "",
+      "",
+    ].join("\n");
+    const jf = join(dir, "system.journal");
+    const w = spawnSync(JOURNAL_REMOTE!, ["-o", jf, "-"], { input: exp, encoding: "utf8" });
+    assert.equal(w.status, 0, w.stderr);
+    const r = run(["--json", jf]);
+    assert.equal(r.code, 66);
+    assert.equal(
+      r.stderr,
+      `sipwarden: ${jf}: a systemd journal file, not a text log; read it through a pipe: journalctl --file ${jf} -o short-iso | sipwarden test -\n`,
+    );
+    const text = spawnSync("journalctl", ["--file", jf, "-o", "short-iso"], { encoding: "utf8" });
+    assert.equal(text.status, 0, text.stderr);
+    const piped = run(["--json", "--no-rules", "-"], text.stdout);
+    assert.equal(piped.code, 0, piped.stderr);
+    const rep = JSON.parse(piped.stdout) as Report;
+    assert.equal(rep.events, 1, text.stdout);
+    assert.equal(rep.addresses[0]!.ip, "198.51.100.23");
   });
 });
