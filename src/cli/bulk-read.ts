@@ -298,14 +298,15 @@ export function sniffInput(head: Uint8Array): InputKind {
   return "text";
 }
 
-type ZstdFactory = () => Transform;
+type ZstdFactory = (opts: { chunkSize: number }) => Transform;
 /** zstd decompression is in node:zlib from Node 22.15 / 23.8 on. */
 const createZstdDecompress = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
 
 /** A decompressing stream for `kind`, or null when this Node.js cannot decompress it. */
 function decompressor(kind: InputKind): Transform | null {
-  if (kind === "gzip") return zlib.createGunzip();
-  if (kind === "zstd" && createZstdDecompress) return createZstdDecompress();
+  // Output in CHUNK-sized pieces, not zlib's default 16 KiB: fewer, larger pushes into the scanner.
+  if (kind === "gzip") return zlib.createGunzip({ chunkSize: CHUNK });
+  if (kind === "zstd" && createZstdDecompress) return createZstdDecompress({ chunkSize: CHUNK });
   return null;
 }
 
