@@ -5,8 +5,9 @@
  *
  * Each round runs, interleaved: `sipwarden test --no-rules` (read, parse and report: what this
  * benchmark is about), `sipwarden test` as users run it (the shipped rules replayed as well;
- * bench:detect measures detection on its own), a diagnostic `--no-rules` run with Node's defaults
- * (below), the BENCH_NODE rows, and one in-process pass. Each row gives the best and the median of
+ * bench:detect measures detection on its own), `--no-rules` on the same log gzip-compressed (as
+ * logrotate leaves `full.1.gz`), a diagnostic `--no-rules` run with Node's defaults (below), the
+ * BENCH_NODE rows, and one in-process pass. Each row gives the best and the median of
  * its runs: on a shared machine noise only ever adds time, so the best run is the closest reading
  * of the code's own speed, and the median shows what a typical run gets.
  *
@@ -19,9 +20,10 @@
  * (extra rows, interleaved with the others; the main rows always use the Node running the bench).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { analyze } from "../src/cli/test-command.js";
 import { defaultConfig } from "../src/config/load.js";
 import { normalizeIp } from "../src/core/address.js";
@@ -66,7 +68,6 @@ async function f2bFormats(gen: typeof generateAsteriskLog): Promise<Record<strin
   const probe = join(dir, "probe.log");
   const g: GeneratedLog = await gen(probe, 2000, 7, 20, 1);
   const result: Record<string, boolean> = {};
-  const { readFileSync } = await import("node:fs");
   const lines = readFileSync(probe, "utf8").trimEnd().split("\n");
   const ids = Object.keys(g.byFormat);
   const samples = new Map<string, string>();
@@ -119,11 +120,24 @@ async function main(): Promise<void> {
     node: string;
     /** Run `node dist/main.js` itself, without bin/sipwarden's Node options (diagnostic). */
     direct?: boolean;
+    /** Input other than the plain log. */
+    file?: string;
     runs: Run[];
+  }
+  // The same log as logrotate's `compress` leaves it (gzip -6), for the compressed-input row.
+  const gzLog = `${log}.gz`;
+  if (!existsSync(gzLog) || statSync(gzLog).mtimeMs < statSync(log).mtimeMs) {
+    writeFileSync(gzLog, gzipSync(readFileSync(log), { level: 6 }));
   }
   const modes: Mode[] = [
     { id: "parse", label: "`sipwarden test --no-rules` (read, parse, report)", args: ["--no-rules"] },
     { id: "rules", label: "`sipwarden test` (the 10 shipped rules replayed too)", args: [] },
+    {
+      id: "parse-gzip",
+      label: "`sipwarden test --no-rules` on the same log gzip-compressed (a rotated `full.1.gz`)",
+      args: ["--no-rules"],
+      file: gzLog,
+    },
     {
       id: "parse-node-defaults",
       label: "diagnostic: `node dist/main.js test --no-rules` (Node's default of 4 V8 helper threads)",
@@ -148,7 +162,7 @@ async function main(): Promise<void> {
   const inproc: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     for (const m of modes) {
-      const testArgs = ["test", "--json", ...m.args, log];
+      const testArgs = ["test", "--json", ...m.args, m.file ?? log];
       const r = m.direct
         ? await timed(m.node, [cli, ...testArgs])
         : await timed(launcher, testArgs, { env: { ...process.env, SIPWARDEN_NODE: m.node } });
@@ -215,7 +229,7 @@ async function main(): Promise<void> {
   const lines = [
     "## Parse: `sipwarden test` on a 1M-line Asterisk log",
     "",
-    `Command: \`npm run build && ${modes.length > 2 ? "BENCH_NODE=<other Node binaries> " : ""}npm run bench:parse\` (log: ${fmt(LINES)} lines, ${fmt(gen.attackLines)} attack lines in 10 formats from ${fmt(gen.byAddress.size)} addresses, seed 42; ${machine()}; ${RUNS} runs of each mode, interleaved).`,
+    `Command: \`npm run build && ${process.env.BENCH_NODE ? "BENCH_NODE=<other Node binaries> " : ""}npm run bench:parse\` (log: ${fmt(LINES)} lines, ${fmt(gen.attackLines)} attack lines in 10 formats from ${fmt(gen.byAddress.size)} addresses, seed 42; ${machine()}; ${RUNS} runs of each mode, interleaved).`,
     referenceLine(ref0, referenceLoopNs()),
     "lines/s is sipwarden's own figure (the `linesPerSecond` of `--json`: from opening the first file to the last line handled, in one cold process); wall time adds Node's start-up. Target: ≥ 2,500,000 lines/s and ≥ 40× fail2ban-regex.",
     "",
