@@ -373,7 +373,11 @@ async function scanChunks(source: AsyncIterable<Buffer>, scanner: ChunkScanner, 
     return;
   }
   const d = decompressor(kind);
-  if (d === null) throw unreadableKind(kind, path);
+  if (d === null) {
+    // Stop reading: for a file this destroys the stream, which closes its descriptor.
+    await it.return?.();
+    throw unreadableKind(kind, path);
+  }
   const out = pipeline(Readable.from(all(), { objectMode: false }), d, () => {});
   try {
     for await (const chunk of out) scanner.push(chunk as Buffer);

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { setTimeout } from "node:timers/promises";
 import * as zlib from "node:zlib";
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
@@ -264,6 +265,7 @@ describe("scanPath: compressed and binary input", () => {
       assert.equal(sniffInput(data.subarray(0, 10)), kind);
       const f = join(dir, `full.2.${kind}`);
       writeFileSync(f, data);
+      const fds = readdirSync("/proc/self/fd").length;
       await assert.rejects(scan(f), (e: unknown) => {
         assert.ok(isSipwardenError(e, "INPUT_READ"));
         assert.ok(!(e instanceof PartialReadError));
@@ -271,6 +273,9 @@ describe("scanPath: compressed and binary input", () => {
         assert.equal(e.message, `compressed with ${kind}; read it through a pipe: ${cat} ${f} | sipwarden test -`);
         return true;
       });
+      // The refused file's descriptor is closed (the stream that took it over is destroyed).
+      for (let i = 0; i < 50 && readdirSync("/proc/self/fd").length > fds; i++) await setTimeout(10);
+      assert.equal(readdirSync("/proc/self/fd").length, fds);
     });
   }
 
