@@ -413,10 +413,7 @@ export async function scanPath(path: string, opts: ScanOptions, sink: LineSink):
   try {
     fd = openSync(path, "r");
   } catch (cause) {
-    throw new SipwardenError("INPUT_READ", `cannot read: ${describeIoError(cause)}`, {
-      file: path,
-      cause,
-    });
+    throw readError(path, cause, scanner.stats);
   }
   let kind: InputKind;
   try {
