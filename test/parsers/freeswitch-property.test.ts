@@ -90,7 +90,10 @@ function parse(line: string): SecurityEvent | null {
 function trustedAt(line: string): string | null {
   // The line's kind is decided by how its message starts (as the parser does): an ACL line
   // names the address first, and its quoted ACL name is the admin's config, not attacker text.
-  const acl = /\.c:\d+\]? IP (\S+) Rejected by /.exec(line);
+  // The message starts after the prefix's `file.c:NNN ` (the first one: neither the date, the
+  // level nor the tag can hold one); an "IP … Rejected by" later in the line is message text.
+  const prefixEnd = /\.c:\d+\]? /.exec(line);
+  const acl = prefixEnd && /^IP (\S+) Rejected by /.exec(line.slice(prefixEnd.index + prefixEnd[0].length));
   if (acl) return normalizeIp(acl[1]!);
   const end = / from ip (\S+)$/.exec(line) ?? /Can't find user \[[\s\S]*\] from (\S+)$/.exec(line);
   return end ? normalizeIp(end[1]!) : null;
@@ -147,6 +150,17 @@ describe("freeswitch parser properties", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it("a challenge line whose profile name holds an ACL line's text: the address is still the one at the end", () => {
+    // Found by the mutation property below (seed -840510329): the oracle then took the embedded
+    // "IP … Rejected by" for the message; the parser reads the message where the prefix ends.
+    const line =
+      "2024-05-14 10:21:22.350661 98.02% [WARNING] sofia_reg.c:1842 SIP auth challenge (REGISTER) on sofia profile 'int2024-05-14 10:21:15.702839 97.53% [WARNING] sofia_reg.c:1787 IP 0.2.50 Rejected by acl \"lan\"' for [1000@[2001:db8::5]] from ip 2001:db8::66";
+    const ev = parse(line);
+    assert.ok(ev && ev.kind === "challenge_sent", JSON.stringify(ev));
+    assert.equal(ev.remote.address, "2001:db8::66");
+    assert.equal(trustedAt(line), "2001:db8::66");
   });
 
   it("never throws on mutated real lines, and never returns an address from elsewhere in them", () => {
