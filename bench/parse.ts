@@ -15,7 +15,7 @@
  * sipwarden is tuned for. The diagnostic row runs `node dist/main.js` directly (Node's own
  * defaults), which shows what those options are worth.
  *
- * Options (env): BENCH_LINES (default 1000000), BENCH_RUNS (default 7), BENCH_F2B=0 to skip fail2ban,
+ * Options (env): BENCH_LINES (default 1000000), BENCH_RUNS (default 7, at least 2), BENCH_F2B=0 to skip fail2ban,
  * BENCH_NODE=<node binary>[,<node binary>…] to run `--no-rules` under other Node releases as well
  * (extra rows, interleaved with the others; the main rows always use the Node running the bench).
  */
@@ -27,6 +27,7 @@ import { gzipSync } from "node:zlib";
 import { analyze } from "../src/cli/test-command.js";
 import { defaultConfig } from "../src/config/load.js";
 import { normalizeIp } from "../src/core/address.js";
+import { LAUNCHER } from "../test/helpers/daemon-proc.js";
 import { type GeneratedLog, generateAsteriskLog } from "./gen-asterisk-log.js";
 import {
   BENCH_DIR,
@@ -42,6 +43,9 @@ import {
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+// The in-process diagnostic compares its first (cold) pass with the later (warm) ones.
+if (!Number.isInteger(RUNS) || RUNS < 2)
+  throw new Error(`BENCH_RUNS must be a whole number of at least 2 (got ${process.env.BENCH_RUNS})`);
 const F2B_FILTER = "/etc/fail2ban/filter.d/asterisk.conf";
 
 interface SwReport {
@@ -105,7 +109,6 @@ async function main(): Promise<void> {
   const gen = await generateAsteriskLog(log, LINES, 42);
   const cli = join(ROOT, "dist", "main.js");
   if (!existsSync(cli)) throw new Error("run `npm run build` first");
-  const launcher = join(ROOT, "bin", "sipwarden");
 
   interface Run {
     lps: number;
@@ -165,7 +168,7 @@ async function main(): Promise<void> {
       const testArgs = ["test", "--json", ...m.args, m.file ?? log];
       const r = m.direct
         ? await timed(m.node, [cli, ...testArgs])
-        : await timed(launcher, testArgs, { env: { ...process.env, SIPWARDEN_NODE: m.node } });
+        : await timed(LAUNCHER, testArgs, { env: { ...process.env, SIPWARDEN_NODE: m.node } });
       if (r.code !== 0) throw new Error(`sipwarden test failed (${r.code}): ${r.stderr}`);
       const rep = JSON.parse(r.stdout) as SwReport;
       m.runs.push({ lps: rep.linesPerSecond, wallMs: r.wallMs, rss: r.maxRssKiB, rep });
