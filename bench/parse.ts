@@ -143,7 +143,7 @@ async function main(): Promise<void> {
     },
     {
       id: "parse-node-defaults",
-      label: "diagnostic: `node dist/main.js test --no-rules` (Node's default of 4 V8 helper threads)",
+      label: "diagnostic: `node dist/main.js test --no-rules` (Node's defaults: 4 V8 helper threads, no heap option)",
       args: ["--no-rules"],
       direct: true,
     },
@@ -238,7 +238,7 @@ async function main(): Promise<void> {
     "",
     ...rows,
     "",
-    `- JIT warm-up: the cold CLI's best run reaches ${fmt((100 * best) / Math.max(...warm), 0)} % of the warm in-process best (${fmt(Math.max(...warm))} lines/s). The difference is V8 compiling the parsers while they run: the first ~100,000 lines run partly unoptimised. bin/sipwarden starts Node with \`--v8-pool-size=0\`, which sizes V8's helper threads to the CPUs less one (${Math.max(1, availableParallelism() - 1)} here) instead of 4, so that its compiler threads do not crowd out the parse; the diagnostic row runs Node with its defaults. The warm rows are diagnostic: \`sipwarden test\` is always a cold process.`,
+    `- JIT warm-up: the cold CLI's best run reaches ${fmt((100 * best) / Math.max(...warm), 0)} % of the warm in-process best (${fmt(Math.max(...warm))} lines/s). The difference is V8 compiling the parsers while they run: the first ~100,000 lines run partly unoptimised. bin/sipwarden starts Node with \`--v8-pool-size=0\`, which sizes V8's helper threads to the CPUs less one (${Math.max(1, availableParallelism() - 1)} here) instead of 4, so that its compiler threads do not crowd out the parse, and with \`--initial-old-space-size=32\`, so that V8's first full garbage collection (of what loading sipwarden left behind) does not fall in the first ~50 ms of the parse; the diagnostic row runs Node with its defaults. The warm rows are diagnostic: \`sipwarden test\` is always a cold process.`,
     `- sipwarden: ${missedAttack === 0 ? "no attack line missed" : `**${fmt(missedAttack)} attack lines missed**`}; per-address counts ${wrongAddr === 0 ? "all exact" : `wrong for ${wrongAddr} addresses`}; ${fmt(rep.hostile)} hostile.`,
   ];
   if (f2b) {

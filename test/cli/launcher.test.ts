@@ -31,12 +31,13 @@ describe("bin/sipwarden", () => {
     assert.ok(pkg.files.includes("bin"));
   });
 
-  it("starts dist/main.js with --v8-pool-size=0 and passes the arguments through unchanged", () => {
+  it("starts dist/main.js with its V8 options and passes the arguments through unchanged", () => {
     const out = execFileSync(LAUNCHER, ["test", "--json", "a file with spaces.log", "", "it's"], {
       env: { ...process.env, SIPWARDEN_NODE: fakeNode() },
     }).toString();
     assert.deepEqual(out.split("\n").slice(0, -1), [
       "--v8-pool-size=0",
+      "--initial-old-space-size=32",
       join(ROOT, "dist", "main.js"),
       "test",
       "--json",
@@ -50,7 +51,7 @@ describe("bin/sipwarden", () => {
     const link = join(dir, "sipwarden");
     symlinkSync(LAUNCHER, link);
     const args = execFileSync(link, ["--help"], { env: { ...process.env, SIPWARDEN_NODE: fakeNode() } }).toString();
-    assert.equal(args.split("\n")[1], join(ROOT, "dist", "main.js"));
+    assert.equal(args.split("\n")[2], join(ROOT, "dist", "main.js"));
     if (!existsSync(join(ROOT, "dist", "main.js"))) {
       t.skip("dist/main.js not built (npm run build)");
       return;
@@ -72,9 +73,15 @@ describe("bin/sipwarden", () => {
     });
     try {
       assert.equal(d.child.spawnargs[0], LAUNCHER);
-      // The PID the launcher was started as is now node itself, with the launcher's option.
+      // The PID the launcher was started as is now node itself, with the launcher's options.
       const argv = readFileSync(`/proc/${d.child.pid}/cmdline`, "utf8").split("\0").slice(0, -1);
-      assert.deepEqual(argv.slice(0, 4), [process.execPath, "--v8-pool-size=0", join(ROOT, "dist", "main.js"), "run"]);
+      assert.deepEqual(argv.slice(0, 5), [
+        process.execPath,
+        "--v8-pool-size=0",
+        "--initial-old-space-size=32",
+        join(ROOT, "dist", "main.js"),
+        "run",
+      ]);
       assert.equal((await d.status()).dryRun, true);
     } finally {
       // SIGTERM to that PID is the daemon's clean stop.
