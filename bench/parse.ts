@@ -175,7 +175,7 @@ async function main(): Promise<void> {
   // the gap between the two is what a cold process spends on V8's warm-up.
   const inproc: number[] = [];
   // The machine's speed just before each round: this shared VM has slow phases (the reference
-  // loop up to twice as slow for minutes at a time), which the per-round figures make visible.
+  // loop up to twice as slow, for seconds or minutes at a time), which the per-round figures show.
   const roundRef: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     roundRef.push(referenceLoopNs());
