@@ -101,17 +101,6 @@ async function f2bFormats(gen: typeof generateAsteriskLog): Promise<Record<strin
   return result;
 }
 
-/**
- * The first row's median over the rounds in the machine's quiet phase (reference within 20 % of
- * the fastest seen in this benchmark), when those are not all the rounds.
- */
-function phaseNote(refs: number[], lps: number[]): string {
-  const quick = Math.min(...refs) * 1.2;
-  const quiet = lps.filter((_, i) => refs[i]! <= quick);
-  if (quiet.length === lps.length) return "";
-  return ` Median of the ${quiet.length} round${quiet.length === 1 ? "" : "s"} with the reference within 20 % of its fastest (${fmt(quick, 1)} ns or less): ${fmt(median(quiet))}; of the other ${lps.length - quiet.length} round${lps.length - quiet.length === 1 ? "" : "s"}: ${fmt(median(lps.filter((_, i) => refs[i]! > quick)))}.`;
-}
-
 async function main(): Promise<void> {
   const ref0 = referenceLoopNs();
   mkdirSync(BENCH_DIR, { recursive: true });
@@ -174,8 +163,8 @@ async function main(): Promise<void> {
   // pays the JIT warm-up as the CLI does; the later ones show the compiled code's own speed, so
   // the gap between the two is what a cold process spends on V8's warm-up.
   const inproc: number[] = [];
-  // The machine's speed just before each round: this shared VM has slow phases (the reference
-  // loop up to twice as slow, for seconds or minutes at a time), which the per-round figures show.
+  // The machine's speed just before each round, printed beside the round's figure: this shared
+  // VM's speed changes within seconds (the reference loop up to twice as slow).
   const roundRef: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     roundRef.push(referenceLoopNs());
@@ -264,10 +253,7 @@ async function main(): Promise<void> {
     ...rows,
     "",
     `- JIT warm-up: the cold CLI's best run reaches ${fmt((100 * best) / Math.max(...warm), 0)} % of the warm in-process best (${fmt(Math.max(...warm))} lines/s). The difference is V8 compiling the parsers while they run: the first ~100,000 lines run partly unoptimised. bin/sipwarden starts Node with \`--v8-pool-size=0\`, which sizes V8's helper threads to the CPUs less one (${Math.max(1, availableParallelism() - 1)} here) instead of 4, so that its compiler threads do not crowd out the parse, and with \`--initial-old-space-size=32\`, so that V8's first full garbage collection (of what loading sipwarden left behind) does not fall in the first ~50 ms of the parse; the diagnostic row runs Node with its defaults. The warm rows are diagnostic: \`sipwarden test\` is always a cold process.`,
-    `- Round by round, the first row (lines/s) with the machine reference measured just before the round: ${runs.map((r, i) => `${fmt(roundRef[i]!, 1)} ns: ${fmt(r.lps)}`).join("; ")}.${phaseNote(
-      roundRef,
-      runs.map((r) => r.lps),
-    )}`,
+    `- Round by round, the first row (lines/s) with the machine reference measured just before the round: ${runs.map((r, i) => `${fmt(roundRef[i]!, 1)} ns: ${fmt(r.lps)}`).join("; ")}.`,
     `- sipwarden: ${missedAttack === 0 ? "no attack line missed" : `**${fmt(missedAttack)} attack lines missed**`}; per-address counts ${wrongAddr === 0 ? "all exact" : `wrong for ${wrongAddr} addresses`}; ${fmt(rep.hostile)} hostile.`,
   ];
   if (f2b) {
